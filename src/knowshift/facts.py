@@ -17,6 +17,7 @@ import pandas as pd
 
 from .answers import normalize
 from .errors import FactFileError, UnknownRelationError
+from .io import write_parquet
 
 COLUMNS = ["id", "relation", "subject", "question", "answers", "answer", "split", "ood",
            "popularity", "source"]
@@ -161,3 +162,27 @@ def exemplar_pool(facts: pd.DataFrame, study: pd.DataFrame) -> pd.DataFrame:
     """Few-shot exemplars come from each relation's train split, minus the questions being
     labelled (a question must never appear among its own exemplars)."""
     return facts[(facts["split"] == "train") & ~facts["id"].isin(study["id"])]
+
+
+def run_stage(run_dir: str | Path, facts: str = "offline", relations: list[str] | None = None,
+              n_train: int = 240, n_dev: int = 48, n_test: int = 96, n_ood: int = 60,
+              seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Stage 1: load the fact set, keep ``relations``, sample the study set, and write both to
+    ``run_dir/facts/`` (``facts.parquet``, ``study.parquet``)."""
+    table = select_relations(load_facts(facts), relations)
+    study = sample_study_set(table, n_train, n_dev, n_test, n_ood, seed=seed)
+    if study.empty:
+        raise FactFileError(f"the study set drawn from {facts!r} is empty: check the sizes and "
+                            "that the fact set has train/test questions")
+    out = Path(run_dir) / "facts"
+    write_parquet(table, out / "facts.parquet")
+    write_parquet(study, out / "study.parquet")
+    return {"facts": table, "study": study}
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Questions per relation and split, with the OOD flag and a popularity median."""
+    counts = table.groupby(["relation", "ood", "split"]).size().unstack("split", fill_value=0)
+    counts = counts.reindex(columns=[s for s in SPLITS if s in counts.columns])
+    counts["median_popularity"] = table.groupby(["relation", "ood"])["popularity"].median()
+    return counts.reset_index()

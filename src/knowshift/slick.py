@@ -1,0 +1,209 @@
+"""SliCK (Gekhman et al., 2024, section 3): label each question by what the *base* model knows.
+
+P_correct(q, a; M, T) is the share of the model's answers that are right, over ``N_ex`` random
+k-shot exemplar sets (drawn from the same relation's train split) with greedy decoding (T=0),
+and with ``n_samples`` sampled answers per exemplar set at T=0.5. Categories:
+
+- HighlyKnown: P_correct(T=0) = 1          - MaybeKnown: 0 < P_correct(T=0) < 1
+- WeaklyKnown: P_correct(T=0) = 0 and P_correct(T>0) > 0
+- Unknown: P_correct(T=0) = 0 and P_correct(T>0) = 0
+
+The first three together are *Known*. Sampling is only run for questions that greedy decoding
+leaves undecided (P_correct(T=0) = 0). Every (relation, exemplar set, decoding) chunk is cached
+on disk under a key of model, data and config, so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .answers import is_correct
+from .errors import ParameterError
+from .facts import exemplar_pool
+from .generation import complete
+from .io import fingerprint, write_json, write_parquet
+from .models import model_identity
+
+CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
+KNOWN = CATEGORIES[:3]
+
+
+@dataclass(frozen=True)
+class SlickConfig:
+    n_exemplar_sets: int = 10     # N_ex in the paper
+    k_shot: int = 4
+    n_samples: int = 16           # sampled answers per exemplar set at T > 0
+    temperature: float = 0.5
+    max_new_tokens: int = 16      # hard cap; each question also stops after its longest answer
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("n_exemplar_sets", "k_shot", "n_samples", "max_new_tokens", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ParameterError(f"SliCK parameter {name!r} must be a positive integer, "
+                                     f"got {getattr(self, name)!r}")
+        if not 0 < self.temperature <= 2:
+            raise ParameterError(f"SliCK temperature must be in (0, 2], got {self.temperature!r}")
+
+
+def categorize(p_greedy: float, p_sample: float | None) -> str:
+    """The SliCK category from P_correct at T=0 and T>0 (``p_sample`` is only read when
+    greedy decoding was never right)."""
+    if p_greedy >= 1:
+        return "HighlyKnown"
+    if p_greedy > 0:
+        return "MaybeKnown"
+    return "WeaklyKnown" if (p_sample or 0) > 0 else "Unknown"
+
+
+def draw_exemplar_sets(pool: pd.DataFrame, relation: str, n_sets: int, k: int,
+                       seed: int) -> list[pd.DataFrame]:
+    """``n_sets`` random k-shot exemplar sets for one relation, fixed by ``seed``."""
+    rows = pool[pool["relation"] == relation].sort_values("id")
+    if len(rows) < k:
+        raise ParameterError(f"relation {relation} has only {len(rows)} train questions outside "
+                             f"the study set; {k}-shot exemplars need at least {k}")
+    rng = np.random.default_rng([seed, zlib.crc32(relation.encode())])
+    return [rows.iloc[rng.choice(len(rows), size=k, replace=False)] for _ in range(n_sets)]
+
+
+def format_exemplars(exemplars: pd.DataFrame) -> str:
+    return "".join(f"Q: {q}\nA: {a}\n\n" for q, a in zip(exemplars["question"], exemplars["answer"]))
+
+
+def format_question(question: str) -> str:
+    return f"Q: {question}\nA:"
+
+
+def _budgets(tok, answers: pd.Series, cap: int) -> list[int]:
+    """Tokens worth generating per question: its longest accepted answer plus a margin."""
+    return [min(cap, max(len(tok(" " + a, add_special_tokens=False).input_ids) for a in ans) + 3)
+            for ans in answers]
+
+
+class SlickCache:
+    """One folder per (model, data, config); one parquet per finished chunk."""
+
+    def __init__(self, root: Path, key_parts: dict):
+        self.dir = Path(root) / fingerprint(key_parts)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json(key_parts | {"key": self.dir.name}, self.dir / "key.json")
+
+    def path(self, mode: str, relation: str, index: int) -> Path:
+        return self.dir / mode / relation / f"set{index:03d}.parquet"
+
+    def get_or_run(self, mode: str, relation: str, index: int, run) -> pd.DataFrame:
+        path = self.path(mode, relation, index)
+        if path.is_file():
+            return pd.read_parquet(path)
+        df = run()
+        write_parquet(df, path)
+        return df
+
+
+def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
+                    config: SlickConfig = SlickConfig(), cache_dir: str | Path = "slick-cache",
+                    progress: bool = True) -> pd.DataFrame:
+    """Run SliCK on every question of ``study``; exemplars come from ``facts``' train split
+    (minus the study questions). Returns ``study`` with P_correct, category and predictions."""
+    if study.empty:
+        raise ParameterError("the study set is empty: nothing to label")
+    pool = exemplar_pool(facts, study)
+    relations = sorted(study["relation"].unique())
+    cache = SlickCache(cache_dir, {
+        "model": model_identity(model), "config": asdict(config),
+        "study": fingerprint(study[["id", "question", "answers"]].to_dict("list")),
+        "pool": fingerprint(pool["id"].tolist())})
+    sets = {r: draw_exemplar_sets(pool, r, config.n_exemplar_sets, config.k_shot, config.seed)
+            for r in relations}
+    groups = {r: study[study["relation"] == r] for r in relations}
+    budget = {r: _budgets(tok, g["answers"], config.max_new_tokens) for r, g in groups.items()}
+
+    def run_chunk(relation, index, rows, budgets, temperature, n):
+        preds = complete(model, tok, format_exemplars(sets[relation][index]),
+                         [format_question(q) for q in rows["question"]],
+                         temperature=temperature, num_samples=n, max_new_tokens=budgets,
+                         batch_size=config.batch_size,
+                         seed=config.seed * 100_003 + index * 1_009 + zlib.crc32(relation.encode()))
+        return pd.DataFrame({"id": rows["id"].tolist(), "predictions": preds,
+                             "n_correct": [sum(is_correct(p, a) for p in ps)
+                                           for ps, a in zip(preds, rows["answers"])]})
+
+    chunks = [(r, i) for r in relations for i in range(config.n_exemplar_sets)]
+    greedy = []
+    for r, i in tqdm(chunks, desc="SliCK greedy (T=0)", disable=not progress):
+        greedy.append(cache.get_or_run("greedy", r, i, lambda: run_chunk(
+            r, i, groups[r], budget[r], 0.0, 1)))
+    greedy = pd.concat(greedy)
+    p_greedy = greedy.groupby("id")["n_correct"].mean()
+    undecided = set(p_greedy[p_greedy == 0].index)
+
+    sampled = []
+    for r, i in tqdm(chunks, desc=f"SliCK sampling (T={config.temperature})",
+                     disable=not progress):
+        mask = groups[r]["id"].isin(undecided).to_numpy()
+        if not mask.any():
+            continue
+        rows = groups[r][mask]
+        sampled.append(cache.get_or_run("sample", r, i, lambda: run_chunk(
+            r, i, rows, [b for b, m in zip(budget[r], mask) if m], config.temperature,
+            config.n_samples)))
+    if sampled:
+        sampled = pd.concat(sampled)
+        p_sample = sampled.groupby("id")["n_correct"].sum() / (
+            config.n_samples * config.n_exemplar_sets)
+    else:
+        p_sample = pd.Series(dtype=float)
+
+    out = study.copy()
+    out["p_correct_greedy"] = out["id"].map(p_greedy).astype(float)
+    out["p_correct_sample"] = out["id"].map(p_sample).astype(float)
+    out["category"] = [categorize(g, s) for g, s in
+                       zip(out["p_correct_greedy"], out["p_correct_sample"].fillna(0))]
+    out["category"] = pd.Categorical(out["category"], categories=CATEGORIES)
+    out["known"] = out["category"].isin(KNOWN)
+    out["greedy_predictions"] = out["id"].map(
+        greedy.groupby("id")["predictions"].agg(lambda s: [p[0] for p in s]))
+    return out.reset_index(drop=True)
+
+
+def category_mix(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Share of each SliCK category, overall or per ``by`` (e.g. ``relation``)."""
+    keys = [by] if by else []
+    counts = (table.groupby(keys + ["category"], observed=False).size()
+              if keys else table["category"].value_counts().reindex(CATEGORIES, fill_value=0))
+    if not keys:
+        return pd.DataFrame({"n": counts, "share": counts / counts.sum()})
+    wide = counts.unstack("category").reindex(columns=CATEGORIES, fill_value=0)
+    return wide.div(wide.sum(axis=1), axis=0).assign(n=wide.sum(axis=1))
+
+
+def run_stage(run_dir: str | Path, model: str = "default", device: str | None = "auto",
+              n_exemplar_sets: int = 10, k_shot: int = 4, n_samples: int = 16,
+              temperature: float = 0.5, max_new_tokens: int = 16, batch_size: int = 32,
+              seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Stage 2: label the study set of stage 1 (``run_dir/facts``) with the base ``model`` and
+    write ``run_dir/slick/slick.parquet``. Finished chunks in ``run_dir/slick/cache`` are
+    reused, so a rerun after an interruption only does the rest."""
+    from .models import load_model
+
+    run_dir = Path(run_dir)
+    study_path = run_dir / "facts" / "study.parquet"
+    if not study_path.is_file():
+        raise ParameterError(f"{study_path} is missing: run stage 1 (facts) first")
+    study = pd.read_parquet(study_path)
+    facts = pd.read_parquet(run_dir / "facts" / "facts.parquet")
+    config = SlickConfig(n_exemplar_sets=n_exemplar_sets, k_shot=k_shot, n_samples=n_samples,
+                         temperature=float(temperature), max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed)
+    net, tok = load_model(model, device=device)
+    table = label_questions(net, tok, study, facts, config, run_dir / "slick" / "cache",
+                            progress=progress)
+    write_parquet(table, run_dir / "slick" / "slick.parquet")
+    return table
