@@ -3,15 +3,12 @@ notebooks save them with :func:`knowshift.io.save_figure` (PNG and SVG)."""
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .slick import CATEGORIES  # noqa: E402
+from .slick import CATEGORIES
 
 PALETTE = dict(zip(CATEGORIES, ["#1a9850", "#91cf60", "#fc8d59", "#d73027"]))
 

@@ -223,19 +223,20 @@ def answer_in_question(subject: str, answers: list[str]) -> bool:
 
 
 def cap_skew(df: pd.DataFrame, max_share: float = MAX_ANSWER_SHARE) -> pd.DataFrame:
-    """Drop rows of over-represented answers (by the canonical answer) until no answer holds
-    more than ``max_share`` of the relation, so guessing the majority answer does not pay.
+    """Drop rows of over-represented answers (by the canonical answer) so that no answer holds
+    more than ``max_share`` of the relation (or 1/k with only k distinct answers), so guessing the majority answer does not pay.
     Which rows go is fixed by the subject hash, so the cap is deterministic."""
     counts = df["answers"].map(lambda a: a[0]).value_counts()
+    # With k distinct answers no cap below 1/k can hold; aim for the feasible one.
+    share = max(max_share, 1 / max(len(counts), 1))
     limits = counts.copy()
-    for _ in range(len(counts)):
-        total = limits.sum()
-        over = limits[limits > max_share * total]
-        if over.empty:
+    for top in counts.index:                      # most frequent first
+        rest = limits.sum() - limits[top]
+        allowed = (max(1, math.floor(share / (1 - share) * rest + 1e-9)) if share < 1
+                   else limits[top])
+        if limits[top] <= allowed:
             break
-        top = over.index[0]
-        rest = total - limits[top]
-        limits[top] = max(1, math.floor(max_share / (1 - max_share) * rest))
+        limits[top] = allowed
     canonical = df["answers"].map(lambda a: a[0])
     rank = (df.assign(_a=canonical, _b=df["subject"].map(subject_bucket))
             .sort_values("_b").groupby("_a").cumcount().reindex(df.index))

