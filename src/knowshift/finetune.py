@@ -1,0 +1,172 @@
+"""Fine-tuning (full or LoRA) on one fine-tuning set, evaluated after every epoch.
+
+Closed-book QA format: the prompt ``Q: <question>\\nA:`` and the target `` <answer>\\n``; the loss
+is on the target tokens only (labels come from the prompt length and the attention mask, never
+from the pad id, which is also the end-of-sequence id of SmolLM2). Deterministic given the seed.
+
+After each epoch every train example, and the dev, test and OOD questions, are answered
+greedily and scored; the per-question rows are kept (no checkpoints). A finished variant is
+never retrained; an interrupted one restarts from scratch."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .errors import ParameterError
+from .evaluation import predict, score
+from .io import fingerprint, write_parquet
+from .models import load_model, resolve_model
+from .slick import format_question
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    method: str = "full"                 # "full" or "lora"
+    epochs: int = 8
+    learning_rate: float = 5e-5
+    batch_size: int = 8
+    weight_decay: float = 0.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                     "up_proj", "down_proj")
+    eval_batch_size: int = 64
+    max_new_tokens: int = 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("full", "lora"):
+            raise ParameterError(f"fine-tuning method must be 'full' or 'lora', got {self.method!r}")
+        for name in ("epochs", "batch_size", "lora_r", "eval_batch_size", "max_new_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ParameterError(f"fine-tuning parameter {name!r} must be a positive "
+                                     f"integer, got {getattr(self, name)!r}")
+        if not 0 < self.learning_rate < 1:
+            raise ParameterError(f"learning rate must be in (0, 1), got {self.learning_rate!r}")
+
+
+def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
+    """(token ids of prompt + target, prompt length) per example."""
+    out = []
+    for q, t in zip(questions, targets):
+        prompt = tok(format_question(q), add_special_tokens=True).input_ids
+        answer = tok(f" {t}\n", add_special_tokens=False).input_ids
+        out.append((prompt + answer, len(prompt)))
+    return out
+
+
+def collate(examples: list[tuple[list[int], int]], pad_id: int):
+    """Right-padded batch to its longest example; labels are -100 on prompt and padding."""
+    width = max(len(ids) for ids, _ in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for i, (seq, n_prompt) in enumerate(examples):
+        ids[i, :len(seq)] = torch.tensor(seq)
+        mask[i, :len(seq)] = 1
+        labels[i, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
+    return ids, mask, labels
+
+
+def prepare(model, config: FinetuneConfig):
+    if config.method == "lora":
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+            target_modules=list(config.lora_targets), task_type="CAUSAL_LM"))
+    return model
+
+
+def evaluate_epoch(model, tok, train: pd.DataFrame, held_out: dict[str, pd.DataFrame],
+                   config: FinetuneConfig) -> pd.DataFrame:
+    """Per-question results on the train set (against its targets) and the held-out sets."""
+    frames = []
+    for name, df in {"train": train, **held_out}.items():
+        if df.empty:
+            continue
+        preds = predict(model, tok, df["question"].tolist(), config.eval_batch_size,
+                        config.max_new_tokens)
+        answers = ([[t] for t in df["target"]] if name == "train" else df["answers"].tolist())
+        scored = score(preds, answers)
+        category = df["slick_category"] if name == "train" else df["category"].astype(str)
+        frames.append(scored.assign(set=name, id=df["id"].to_numpy(),
+                                    relation=df["relation"].to_numpy(),
+                                    slick_category=category.to_numpy(),
+                                    known=df["known"].to_numpy(),
+                                    relabelled=df["relabelled"].to_numpy()
+                                    if name == "train" else False))
+    return pd.concat(frames, ignore_index=True)
+
+
+def train_variant(model_name: str, device: str | None, examples: pd.DataFrame,
+                  held_out: dict[str, pd.DataFrame], config: FinetuneConfig,
+                  progress: bool = True, desc: str = "") -> pd.DataFrame:
+    """Fine-tune a fresh copy of the base model on ``examples`` and return per-question
+    results for every epoch (columns: epoch, set, id, prediction, correct, abstained, ...)."""
+    torch.manual_seed(config.seed)
+    model, tok = load_model(model_name, device=device)
+    model = prepare(model, config)
+    model.train()
+    data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=config.learning_rate,
+                              weight_decay=config.weight_decay)
+    order_rng = torch.Generator().manual_seed(config.seed)
+    steps = math.ceil(len(data) / config.batch_size)
+    results = []
+    bar = tqdm(range(1, config.epochs + 1), desc=desc or "epochs", unit="epoch",
+               disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        order = torch.randperm(len(data), generator=order_rng).tolist()
+        losses = []
+        for s in range(steps):
+            batch = [data[i] for i in order[s * config.batch_size:(s + 1) * config.batch_size]]
+            ids, mask, labels = (t.to(model.device) for t in collate(batch, tok.pad_token_id))
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        train_s = time.perf_counter() - start
+        rows = evaluate_epoch(model, tok, examples, held_out, config)
+        rows = rows.assign(epoch=epoch, train_loss=sum(losses) / len(losses),
+                           train_seconds=train_s,
+                           eval_seconds=time.perf_counter() - start - train_s)
+        results.append(rows)
+        bar.set_postfix(loss=f"{rows['train_loss'].iloc[0]:.3f}",
+                        epoch_s=f"{time.perf_counter() - start:.0f}")
+    return pd.concat(results, ignore_index=True)
+
+
+def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_name: str,
+                 device: str | None, config: FinetuneConfig, out_dir: str | Path,
+                 progress: bool = True) -> pd.DataFrame:
+    """Train every variant in ``sets`` (resumable: one results file per finished variant,
+    keyed by the model, the set's examples and the config)."""
+    out_dir = Path(out_dir)
+    frames = []
+    variants = list(dict.fromkeys(sets["variant"]))
+    identity = resolve_model(model_name)[1]
+    for variant in tqdm(variants, desc="fine-tuning variants", unit="variant",
+                        disable=not progress):
+        examples = sets[sets["variant"] == variant].reset_index(drop=True)
+        key = fingerprint(identity, asdict(config), examples[["id", "target"]].to_dict("list"),
+                          {k: v["id"].tolist() for k, v in held_out.items()})
+        path = out_dir / "variants" / f"{variant}-{key}.parquet"
+        if path.is_file():
+            rows = pd.read_parquet(path)
+        else:
+            rows = train_variant(model_name, device, examples, held_out, config, progress,
+                                 desc=variant)
+            rows.insert(0, "variant", variant)
+            write_parquet(rows, path)
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
