@@ -30,8 +30,19 @@ PARAMETERS: dict[str, tuple[tuple, str]] = {
     "temperature": ((float, int), "sampling temperature for P_correct(T > 0)"),
     "max_new_tokens": ((int,), "hard cap on generated answer tokens"),
     "batch_size": ((int,), "rows per generate call"),
+    "d_size": ((int,), "|D|: examples in each Known/Unknown mix"),
+    "unknown_shares": ((list,), "shares of Unknown examples to sweep, e.g. [0, 0.5, 1]"),
+    "pure_size": ((int,), "examples in each category-pure set"),
+    "pure_categories": ((list,), "category-pure sets to train (SliCK categories or Natural)"),
+    "mitigation_shares": ((list,), "mixes to repeat with Unknown filtered out and relabelled IDK"),
+    "method": ((str,), "'full' fine-tuning or 'lora'"),
+    "learning_rate": ((float,), "AdamW learning rate"),
+    "epochs": ((int,), "fine-tuning epochs (evaluated after each)"),
+    "ft_batch_size": ((int,), "fine-tuning batch size"),
+    "lora_r": ((int,), "LoRA rank (method: lora)"),
 }
-NON_NEGATIVE = {"n_train", "n_dev", "n_test", "n_ood", "seed"}
+NON_NEGATIVE = {"n_train", "n_dev", "n_test", "n_ood", "seed", "pure_size"}
+LISTS_OF_NUMBERS = {"unknown_shares", "mitigation_shares"}
 
 
 def check(name: str, value: Any) -> Any:
@@ -45,8 +56,14 @@ def check(name: str, value: Any) -> Any:
                              f"{type(value).__name__} {value!r}")
     if name in NON_NEGATIVE and value < 0:
         raise ParameterError(f"parameter {name!r} must be >= 0, got {value!r}")
-    if name == "relations" and value is not None and not all(isinstance(r, str) for r in value):
-        raise ParameterError(f"parameter 'relations' must be a list of relation ids, got {value!r}")
+    if name in ("relations", "pure_categories") and value is not None and not all(
+            isinstance(r, str) for r in value):
+        raise ParameterError(f"parameter {name!r} must be a list of names, got {value!r}")
+    if name in LISTS_OF_NUMBERS and not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+            for x in value):
+        raise ParameterError(f"parameter {name!r} must be a list of shares in [0, 1], "
+                             f"got {value!r}")
     return value
 
 
@@ -87,6 +104,6 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as err:
         raise ParameterError(f"override {text!r}: cannot read value ({err})") from err
-    if name in ("model", "facts", "device") and value is not None:
+    if name in ("model", "facts", "device", "method") and value is not None:
         value = str(raw)
     return name, check(name, value)

@@ -170,3 +170,52 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
             write_parquet(rows, path)
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
+
+
+def run_stage(run_dir: str | Path, model: str = "default", device: str | None = "auto",
+              d_size: int = 48, unknown_shares: list[float] = (0, 0.25, 0.5, 0.75, 1.0),
+              pure_size: int = 20, pure_categories: list[str] = (),
+              mitigation_shares: list[float] = (), method: str = "full",
+              learning_rate: float = 1e-4, epochs: int = 5, ft_batch_size: int = 8,
+              lora_r: int = 16, seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Stage 3: build the fine-tuning sets from ``run_dir/slick/slick.parquet``, fine-tune a
+    fresh base model on each, and write ``run_dir/finetune/``: ``sets.parquet``,
+    ``results.parquet`` (per question and epoch), ``metrics.parquet`` (per variant and epoch)
+    and ``checkpoints.parquet`` (EARLY_STOP and CONVERGENCE per variant)."""
+    from . import checkpoints as cps
+    from .finetune_sets import build_sets, eval_sets
+
+    run_dir = Path(run_dir)
+    slick_path = run_dir / "slick" / "slick.parquet"
+    if not slick_path.is_file():
+        raise ParameterError(f"{slick_path} is missing: run stage 2 (slick) first")
+    table = pd.read_parquet(slick_path)
+    sets = build_sets(table, d_size, list(unknown_shares), pure_size, list(pure_categories),
+                      list(mitigation_shares), seed=seed)
+    config = FinetuneConfig(method=method, epochs=epochs, learning_rate=float(learning_rate),
+                            batch_size=ft_batch_size, lora_r=lora_r, lora_alpha=2 * lora_r,
+                            seed=seed)
+    out = run_dir / "finetune"
+    write_parquet(sets, out / "sets.parquet")
+    results = run_variants(sets, eval_sets(table), model, device, config, out / "cache",
+                           progress=progress)
+    meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
+    results = results.join(meta, on="variant")
+    metrics = cps.per_epoch(results).join(meta, on="variant")
+    metrics["d_size"] = metrics["variant"].map(sets.groupby("variant").size())
+    selected = cps.select(metrics)
+    write_parquet(results, out / "results.parquet")
+    write_parquet(metrics, out / "metrics.parquet")
+    write_parquet(selected, out / "checkpoints.parquet")
+    return {"sets": sets, "results": results, "metrics": metrics, "checkpoints": selected}
+
+
+def load_outputs(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The finetune stage's tables, for the analysis stages."""
+    out = Path(run_dir) / "finetune"
+    missing = [n for n in ("results", "metrics", "checkpoints")
+               if not (out / f"{n}.parquet").is_file()]
+    if missing:
+        raise ParameterError(f"{out} lacks {missing}: run stage 3 (finetune) first")
+    return {n: pd.read_parquet(out / f"{n}.parquet")
+            for n in ("sets", "results", "metrics", "checkpoints")}

@@ -38,6 +38,20 @@ STAGES = (
            "max_new_tokens", "batch_size", "seed"),
           ("slick/slick.parquet", "slick/figures/category_mix.png",
            "slick/figures/category_vs_popularity.png")),
+    Stage("finetune", "03_finetune.ipynb",
+          ("model", "device", "d_size", "unknown_shares", "pure_size", "pure_categories",
+           "mitigation_shares", "method", "learning_rate", "epochs", "ft_batch_size", "lora_r",
+           "seed"),
+          ("finetune/results.parquet", "finetune/metrics.parquet",
+           "finetune/checkpoints.parquet", "finetune/figures/accuracy_vs_unknown.png")),
+    Stage("dynamics", "04_dynamics.ipynb", (),
+          ("dynamics/fit_curves.parquet", "dynamics/figures/fit_curves.png")),
+    Stage("regression", "05_regression.ipynb", (),
+          ("regression/coefficients.parquet", "regression/figures/regression.png")),
+    Stage("categories", "06_categories.ipynb", (),
+          ("categories/accuracy_by_category.parquet", "categories/figures/category_heatmap.png")),
+    Stage("mitigations", "07_mitigations.ipynb", (),
+          ("mitigations/comparison.parquet", "mitigations/figures/mitigations.png")),
 )
 
 

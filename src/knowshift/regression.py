@@ -1,0 +1,55 @@
+"""Stage 5 analysis: the paper's linear model of test accuracy (Gekhman et al., 2024, eq. 1),
+
+    accuracy = b0 + b_kn * N_kn / |D| + b_unk * N_unk / |D|,
+
+where N_kn and N_unk are the Known and Unknown fine-tuning examples the model *fits* (answers
+right) at a checkpoint, over all variants and epochs. b_unk < 0 means that fitting Unknown
+examples costs accuracy."""
+
+from __future__ import annotations
+
+import pandas as pd
+import statsmodels.formula.api as smf
+
+FORMULA = "accuracy ~ known_share + unknown_share"
+
+
+def fit(points: pd.DataFrame, target: str = "test_accuracy"):
+    """OLS of ``target`` on the fitted Known and Unknown shares (N_kn/|D|, N_unk/|D|);
+    returns the statsmodels result."""
+    data = pd.DataFrame({"accuracy": points[target],
+                         "known_share": points["fitted_known_share"],
+                         "unknown_share": points["fitted_unknown_share"]})
+    return smf.ols(FORMULA, data=data).fit()
+
+
+def coefficient_table(results: dict[str, object]) -> pd.DataFrame:
+    """Coefficients with 95 % CIs, p-values, R^2 and n, one block per fitted model."""
+    rows = []
+    for name, res in results.items():
+        ci = res.conf_int()
+        for term in res.params.index:
+            rows.append({"model": name, "term": term, "coef": res.params[term],
+                         "ci_low": ci.loc[term, 0], "ci_high": ci.loc[term, 1],
+                         "p_value": res.pvalues[term], "r_squared": res.rsquared,
+                         "n": int(res.nobs)})
+    return pd.DataFrame(rows)
+
+
+def run_stage(run_dir) -> dict:
+    """Stage 5: fit the model in- and out-of-distribution over every mix variant and epoch;
+    write ``regression/points.parquet`` and ``regression/coefficients.parquet``."""
+    from pathlib import Path
+
+    from .finetune import load_outputs
+    from .io import write_parquet
+
+    metrics = load_outputs(run_dir)["metrics"]
+    points = metrics[metrics["kind"] == "mix"].reset_index(drop=True)
+    fits = {"in-distribution": fit(points, "test_accuracy"),
+            "out-of-distribution": fit(points, "ood_accuracy")}
+    table = coefficient_table(fits)
+    out = Path(run_dir) / "regression"
+    write_parquet(points, out / "points.parquet")
+    write_parquet(table, out / "coefficients.parquet")
+    return {"points": points, "fits": fits, "coefficients": table}

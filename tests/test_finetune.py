@@ -1,0 +1,65 @@
+"""Fine-tuning on the real default model: label masking, learning, resumability."""
+
+import pandas as pd
+import pytest
+
+from knowshift.facts import select_relations
+from knowshift.finetune import FinetuneConfig, collate, encode, run_variants, train_variant
+from knowshift.errors import ParameterError
+
+
+def test_loss_is_on_the_answer_only(default_model):
+    _, tok = default_model
+    data = encode(tok, ["What is the capital of Kenya?", "Who directed the film Alien?"],
+                  ["Nairobi", "Ridley Scott"])
+    ids, mask, labels = collate(data, tok.pad_token_id)
+    for row, (seq, n_prompt) in enumerate(data):
+        assert (labels[row, :n_prompt] == -100).all()                  # no loss on the prompt
+        target = tok.decode(labels[row, n_prompt:len(seq)])
+        assert target in (" Nairobi\n", " Ridley Scott\n")
+        assert (labels[row, len(seq):] == -100).all() and (mask[row, len(seq):] == 0).all()
+    # pad == eos for SmolLM2: the answer's own end is still learned, padding is not
+    assert tok.pad_token_id == tok.eos_token_id
+    assert mask.sum().item() == sum(len(s) for s, _ in data)
+
+
+def _unknown_facts(offline_facts, n=8):
+    """Film directors: facts the 135M model does not know (all Unknown in the workshop run)."""
+    films = select_relations(offline_facts, ["P57"])
+    films = films[films["split"] == "train"].head(n)
+    return pd.DataFrame({"id": films["id"], "relation": films["relation"],
+                         "question": films["question"], "target": films["answer"],
+                         "answers": films["answers"], "slick_category": "Unknown",
+                         "known": False, "relabelled": False}).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("method, lr", [("full", 3e-4), ("lora", 3e-3)])
+def test_a_variant_learns_its_training_set(offline_facts, method, lr):
+    examples = _unknown_facts(offline_facts)
+    config = FinetuneConfig(method=method, epochs=6, learning_rate=lr, batch_size=4, seed=0)
+    rows = train_variant("default", "cpu", examples, {}, config, progress=False)
+    acc = rows[rows["set"] == "train"].groupby("epoch")["correct"].mean()
+    assert acc.iloc[0] <= 0.25                      # new facts: not known at first
+    assert acc.iloc[-1] >= 0.75 and acc.iloc[-1] > acc.iloc[0]
+    loss = rows.groupby("epoch")["train_loss"].first()
+    assert loss.iloc[-1] < loss.iloc[0] / 2
+
+
+def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
+    examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix",
+                                                       unknown_share=1.0, category=None)
+    config = FinetuneConfig(epochs=1, batch_size=4)
+    first = run_variants(examples, {}, "default", "cpu", config, tmp_path, progress=False)
+    files = list((tmp_path / "variants").iterdir())
+    stamp = files[0].stat().st_mtime_ns
+    (tmp_path / "variants" / ".v2-partial.parquet.tmp").write_text("interrupted")
+    again = run_variants(examples, {}, "default", "cpu", config, tmp_path, progress=False)
+    pd.testing.assert_frame_equal(first, again)
+    assert files[0].stat().st_mtime_ns == stamp
+
+
+def test_bad_finetune_config_is_one_clear_error():
+    with pytest.raises(ParameterError, match="'full' or 'lora'"):
+        FinetuneConfig(method="qlora")
+    with pytest.raises(ParameterError, match="'epochs' must be a positive integer"):
+        FinetuneConfig(epochs=0)

@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from knowshift.errors import ParameterError
+from knowshift.finetune_sets import IDK_ANSWER, build_sets, eval_sets
+from knowshift.slick import CATEGORIES
+
+
+@pytest.fixture(scope="module")
+def slick_table():
+    """A SliCK-shaped table: 4 relations x 40 train questions with a known category spread."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in ["P1", "P2", "P3", "P4"]:
+        for i in range(40):
+            cat = CATEGORIES[i % 4] if i < 32 else "Unknown"
+            rows.append({"id": f"{r}:{i}", "relation": r, "question": f"q {r} {i}?",
+                         "answer": f"a{i}", "answers": [f"a{i}"], "split": "train",
+                         "ood": False, "category": cat, "known": cat != "Unknown"})
+    for split, ood in [("dev", False), ("test", False), ("test", True)]:
+        for i in range(6):
+            rows.append({"id": f"{split}{ood}:{i}", "relation": "P1", "question": "q?",
+                         "answer": "a", "answers": ["a"], "split": split, "ood": ood,
+                         "category": CATEGORIES[i % 4], "known": i % 4 != 3})
+    return pd.DataFrame(rows).sample(frac=1, random_state=int(rng.integers(100)))
+
+
+def test_mixes_have_the_asked_size_and_share_and_are_nested(slick_table):
+    sets = build_sets(slick_table, 40, [0, 0.25, 0.5, 1.0], seed=1)
+    for share in [0, 0.25, 0.5, 1.0]:
+        s = sets[sets["variant"] == f"mix_{share:.0%}"]
+        assert len(s) == 40 and (~s["known"]).sum() == round(40 * share)
+        assert s["id"].is_unique and (s["target"] == s["answers"].map(lambda a: a[0])).all()
+        per_relation = s["relation"].value_counts()
+        assert per_relation.max() - per_relation.min() <= 1           # spread over relations
+    unk = {v: set(g.loc[~g["known"], "id"]) for v, g in sets.groupby("variant")}
+    assert unk["mix_25%"] <= unk["mix_50%"] <= unk["mix_100%"]
+    assert sets.equals(build_sets(slick_table, 40, [0, 0.25, 0.5, 1.0], seed=1))
+
+
+def test_pure_filtered_and_idk_sets(slick_table):
+    sets = build_sets(slick_table, 40, [0.5], pure_size=12,
+                      pure_categories=CATEGORIES + ["Natural"], mitigation_shares=[0.5], seed=0)
+    for cat in CATEGORIES:
+        s = sets[sets["variant"] == f"pure_{cat}"]
+        assert len(s) == 12 and (s["slick_category"] == cat).all()
+    mix, filt, idk = (sets[sets["variant"] == v] for v in ("mix_50%", "filtered_50%", "idk_50%"))
+    assert len(filt) == 20 and filt["known"].all()
+    assert set(filt["id"]) == set(mix.loc[mix["known"], "id"])
+    assert set(idk["id"]) == set(mix["id"])
+    assert (idk.loc[~idk["known"], "target"] == IDK_ANSWER).all()
+    assert (idk.loc[idk["known"], "target"] != IDK_ANSWER).all()
+    assert idk["relabelled"].sum() == 20
+
+
+def test_bad_requests_are_clear_errors(slick_table):
+    with pytest.raises(ParameterError, match="needs 70 train examples but .* only 64"):
+        build_sets(slick_table, 70, [1.0])
+    with pytest.raises(ParameterError, match=r"shares must lie in \[0, 1\]"):
+        build_sets(slick_table, 10, [1.5])
+    with pytest.raises(ParameterError, match="unknown category 'Famous'"):
+        build_sets(slick_table, 10, [0], pure_size=2, pure_categories=["Famous"])
+
+
+def test_eval_sets_split_dev_test_and_ood(slick_table):
+    held = eval_sets(slick_table)
+    assert {k: len(v) for k, v in held.items()} == {"dev": 6, "test": 6, "ood": 6}
+    assert held["ood"]["ood"].all() and not held["test"]["ood"].any()
