@@ -190,6 +190,12 @@ def run_stage(run_dir: str | Path, model: str = "default", device: str | None = 
     if not slick_path.is_file():
         raise ParameterError(f"{slick_path} is missing: run stage 2 (slick) first")
     table = pd.read_parquet(slick_path)
+    held_out = eval_sets(table)
+    empty = [name for name, df in held_out.items() if df.empty]
+    if empty:
+        raise ParameterError(f"the study set has no {' / '.join(empty)} questions; EARLY_STOP "
+                             "needs dev questions and the analyses need test and OOD ones "
+                             "(raise n_dev / n_test / n_ood)")
     sets = build_sets(table, d_size, list(unknown_shares), pure_size, list(pure_categories),
                       list(mitigation_shares), seed=seed)
     config = FinetuneConfig(method=method, epochs=epochs, learning_rate=float(learning_rate),
@@ -197,7 +203,7 @@ def run_stage(run_dir: str | Path, model: str = "default", device: str | None = 
                             seed=seed)
     out = run_dir / "finetune"
     write_parquet(sets, out / "sets.parquet")
-    results = run_variants(sets, eval_sets(table), model, device, config, out / "cache",
+    results = run_variants(sets, held_out, model, device, config, out / "cache",
                            progress=progress)
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")
