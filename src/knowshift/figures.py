@@ -97,6 +97,8 @@ def fit_curves(curves: pd.DataFrame):
                        col="pct", kind="line", marker="o", height=3, aspect=0.9)
     grid.set_titles("{col_name} Unknown")
     grid.set_axis_labels("epoch", "train accuracy (fitted share)")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     grid.figure.suptitle("How fast Known and Unknown fine-tuning examples are fitted", y=1.04)
     return grid.figure
 
@@ -142,11 +144,13 @@ def mitigations(table: pd.DataFrame):
     long = table.melt(id_vars=["kind", "checkpoint", "set"],
                       value_vars=["accuracy", "answer_rate", "accuracy_answered"],
                       var_name="metric", value_name="value")
-    long["kind"] = long["kind"].map({"mix": "plain", "filtered": "Unknown filtered out",
-                                     "idk": "Unknown relabelled IDK"})
+    kinds = {"mix": "plain", "filtered": "Unknown filtered out", "idk": "Unknown relabelled IDK"}
+    long["kind"] = long["kind"].map(kinds)
+    long["metric"] = long["metric"].map({"accuracy": "accuracy", "answer_rate": "answer rate",
+                                         "accuracy_answered": "accuracy\non answered"})
     grid = sns.catplot(data=long, x="metric", y="value", hue="kind", col="checkpoint",
                        row="set", kind="bar", height=3, aspect=1.3,
-                       col_order=CHECKPOINT_ORDER)
+                       col_order=CHECKPOINT_ORDER, hue_order=list(kinds.values()))
     grid.set_axis_labels("", "share")
     grid.figure.suptitle("Mitigations against the plain fine-tuning set", y=1.03)
     return grid.figure
