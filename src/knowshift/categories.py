@@ -4,7 +4,12 @@ D_Natural), at EARLY_STOP and CONVERGENCE (the paper's Table 2)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from .finetune import load_outputs
+from .io import write_parquet
 
 
 def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
@@ -24,11 +29,6 @@ def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
 
 def run_stage(run_dir) -> pd.DataFrame:
     """Stage 6: write ``categories/accuracy_by_category.parquet``."""
-    from pathlib import Path
-
-    from .finetune import load_outputs
-    from .io import write_parquet
-
     outputs = load_outputs(run_dir)
     table = accuracy_by_category(outputs["results"], outputs["checkpoints"])
     write_parquet(table, Path(run_dir) / "categories" / "accuracy_by_category.parquet")

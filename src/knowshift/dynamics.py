@@ -3,7 +3,12 @@ are fitted (the paper's Figure 3: Unknown examples are fitted much later)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from .finetune import load_outputs
+from .io import write_parquet
 
 
 def fit_curves(results: pd.DataFrame, kind: str = "mix") -> pd.DataFrame:
@@ -25,11 +30,6 @@ def epochs_to_fit(curves: pd.DataFrame, threshold: float = 0.9) -> pd.DataFrame:
 
 def run_stage(run_dir, threshold: float = 0.9) -> dict[str, pd.DataFrame]:
     """Stage 4: write ``dynamics/fit_curves.parquet`` and ``dynamics/epochs_to_fit.parquet``."""
-    from pathlib import Path
-
-    from .finetune import load_outputs
-    from .io import write_parquet
-
     curves = fit_curves(load_outputs(run_dir)["results"])
     first = epochs_to_fit(curves, threshold)
     out = Path(run_dir) / "dynamics"

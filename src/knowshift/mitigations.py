@@ -5,9 +5,13 @@ and accuracy on the answered ones."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from .evaluation import summarize
+from .finetune import load_outputs
+from .io import write_parquet
 
 
 def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
@@ -28,11 +32,6 @@ def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
 
 def run_stage(run_dir) -> pd.DataFrame:
     """Stage 7: write ``mitigations/comparison.parquet``."""
-    from pathlib import Path
-
-    from .finetune import load_outputs
-    from .io import write_parquet
-
     outputs = load_outputs(run_dir)
     table = compare(outputs["results"], outputs["checkpoints"])
     write_parquet(table, Path(run_dir) / "mitigations" / "comparison.parquet")

@@ -8,8 +8,13 @@ examples costs accuracy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import statsmodels.formula.api as smf
+
+from .finetune import load_outputs
+from .io import write_parquet
 
 FORMULA = "accuracy ~ known_share + unknown_share"
 
@@ -39,11 +44,6 @@ def coefficient_table(results: dict[str, object]) -> pd.DataFrame:
 def run_stage(run_dir) -> dict:
     """Stage 5: fit the model in- and out-of-distribution over every mix variant and epoch;
     write ``regression/points.parquet`` and ``regression/coefficients.parquet``."""
-    from pathlib import Path
-
-    from .finetune import load_outputs
-    from .io import write_parquet
-
     metrics = load_outputs(run_dir)["metrics"]
     points = metrics[metrics["kind"] == "mix"].reset_index(drop=True)
     fits = {"in-distribution": fit(points, "test_accuracy"),
