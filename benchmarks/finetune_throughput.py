@@ -1,6 +1,7 @@
 """Fine-tuning throughput: training examples per second of knowshift's loop against a plain
 ``transformers.Trainer`` on the same data, model, batch size and optimiser (AdamW, full
-fine-tuning, no evaluation), after one warm-up step each.
+fine-tuning; our loop's per-epoch evaluation is timed apart). Each side's first step, which
+pays one-off allocation costs, is included in its time.
 
     python benchmarks/finetune_throughput.py [--examples 64] [--batch-size 8] [--epochs 2]
 """
