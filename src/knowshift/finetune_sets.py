@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .slick import CATEGORIES, KNOWN
+from .slick import CATEGORIES
 
 IDK_ANSWER = "I don't know"
 SET_COLUMNS = ["variant", "kind", "unknown_share", "category", "id", "relation", "question",
@@ -108,4 +108,4 @@ def eval_sets(slick_table: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "ood": t[(t["split"] == "test") & t["ood"]]}
 
 
-__all__ = ["IDK_ANSWER", "KNOWN", "build_sets", "eval_sets", "balanced_order"]
+__all__ = ["IDK_ANSWER", "build_sets", "eval_sets", "balanced_order"]
