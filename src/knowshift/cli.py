@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from . import pipeline
+from . import book, bookcheck, pipeline
 from .config import PARAMETERS, parse_override, profile_names
 from .errors import KnowshiftError
 
@@ -22,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a profile parameter, e.g. -p n_train=60")
     run.add_argument("--force", action="store_true", help="rerun the named stages even if current")
+    run.add_argument("--no-book", action="store_true",
+                     help="do not build the book after the stages (built when all stages run)")
+    book = sub.add_parser("book", help="build the book of a finished run (and check it)")
+    book.add_argument("--profile", default="workshop", help="profile whose run folder to use")
+    book.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
+    book.add_argument("--check", action="store_true",
+                      help="open the built book in headless Chromium: pages, figures, links; "
+                           "save a screenshot of the results chapter")
     sub.add_parser("params", help="list the parameters a profile may set")
     args = parser.parse_args(argv)
     try:
@@ -29,14 +38,31 @@ def main(argv: list[str] | None = None) -> int:
             for name, (types, what) in PARAMETERS.items():
                 print(f"{name:16s} {'/'.join(t.__name__ for t in types):12s} {what}")
             return 0
+        if args.command == "book":
+            return _book(args)
         overrides = dict(parse_override(p) for p in args.param)
         run_dir = pipeline.run(args.profile, args.run_dir, args.stages or None, overrides,
-                               force=args.force)
+                               force=args.force, book=False if args.no_book else None)
         print(f"[knowshift] results in {run_dir}")
         return 0
     except KnowshiftError as err:
         print(f"knowshift: error: {err}", file=sys.stderr)
         return 2
+
+
+def _book(args) -> int:
+    run_dir = Path(args.run_dir or Path("runs") / Path(args.profile).stem)
+    index = book.build(run_dir)
+    print(f"[knowshift] book: {index}")
+    if not args.check:
+        return 0
+    shot = run_dir / "book" / "screenshots" / "results.png"
+    report = bookcheck.check(index, screenshot=shot)
+    print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
+          f"{report['internal_links']} internal links in Chromium; screenshot: {shot}")
+    for problem in report["problems"]:
+        print(f"knowshift: book problem: {problem}", file=sys.stderr)
+    return 1 if report["problems"] else 0
 
 
 if __name__ == "__main__":

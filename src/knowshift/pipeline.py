@@ -74,9 +74,10 @@ class ExecutionError(KnowshiftError):
 
 def run(profile: str = "workshop", run_dir: str | Path | None = None,
         stages: list[str] | None = None, overrides: dict | None = None,
-        force: bool = False, log=print) -> Path:
+        force: bool = False, book: bool | None = None, log=print) -> Path:
     """Run ``stages`` (all by default, always in study order) of ``profile`` with
-    ``overrides``; returns the run folder."""
+    ``overrides``, then build the book (by default when all stages run); returns the run
+    folder."""
     params = load_profile(profile) | check_all(overrides or {})
     run_dir = Path(run_dir or Path("runs") / Path(profile).stem).resolve()
     known = [s.name for s in STAGES]
@@ -108,7 +109,31 @@ def run(profile: str = "workshop", run_dir: str | Path | None = None,
             raise ExecutionError(f"stage {stage.name} finished without writing {missing}")
         write_json({"stage": stage.name, "stamp": stamp, "params": stage_params}, stamp_file)
         log(f"[knowshift] {stage.name}: done -> {run_dir / 'notebooks' / stage.notebook}")
+    if book if book is not None else stages is None:
+        build_book(run_dir, upstream, source, force=force, log=log)
     return run_dir
+
+
+def build_book(run_dir: Path, upstream: str, source: str, force: bool = False,
+               log=print) -> Path:
+    """Build the book unless it is current (same stages, book sources and knowshift source)."""
+    from .book import build, sources_dir
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in sources_dir().rglob("*") if p.is_file()
+                       and "_build" not in p.parts):
+        h.update(path.relative_to(sources_dir()).as_posix().encode() + path.read_bytes())
+    stamp = fingerprint(upstream, source, h.hexdigest())
+    stamp_file = run_dir / ".stamps" / "book.json"
+    index = run_dir / "book" / "html" / "index.html"
+    if (not force and index.is_file() and stamp_file.is_file()
+            and f'"{stamp}"' in stamp_file.read_text()):
+        log(f"[knowshift] book: current, skipped -> {index}")
+        return index
+    index = build(run_dir)
+    write_json({"stage": "book", "stamp": stamp}, stamp_file)
+    log(f"[knowshift] book: done -> {index}")
+    return index
 
 
 def _execute(nb_in: Path, run_dir: Path, params: dict) -> None:

@@ -1,0 +1,109 @@
+"""Assemble a run's executed notebooks and the prose in ``book/`` into a Jupyter Book (1.x,
+Sphinx) and build it to HTML, offline.
+
+The book shows the notebooks' stored outputs; nothing is executed here. The builder copies the
+book sources and ``run_dir/notebooks/*.ipynb`` into ``run_dir/book/source``, writes the results
+chapter from the run's tables (:mod:`knowshift.comparison`), and builds with warnings as errors,
+so a missing figure, a broken cross-reference or a notebook the build cannot read fails the
+build with the warnings listed. The HTML replaces ``run_dir/book/html`` only once the build has
+succeeded."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import comparison
+from .errors import KnowshiftError
+
+PACKAGE_DIR = Path(__file__).parent
+
+
+class BookBuildError(KnowshiftError):
+    """The book did not build; the message lists the build's warnings and errors."""
+
+
+def sources_dir() -> Path:
+    """The repository's ``book/`` (``$KNOWSHIFT_BOOK`` overrides)."""
+    env = os.environ.get("KNOWSHIFT_BOOK")
+    return Path(env) if env else PACKAGE_DIR.parent.parent / "book"
+
+
+def toc_notebooks(sources: Path) -> list[str]:
+    """Notebook chapters the table of contents asks for (``notebooks/<name>``, no suffix)."""
+    return re.findall(r"file:\s*(notebooks/[\w.-]+)", (sources / "_toc.yml").read_text())
+
+
+def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Path:
+    """Write the book's source folder for ``run_dir``; returns it."""
+    run_dir, sources = Path(run_dir), Path(sources or sources_dir())
+    if not (sources / "_toc.yml").is_file():
+        raise BookBuildError(f"{sources} is not a book source folder (no _toc.yml)")
+    missing = [nb for nb in toc_notebooks(sources)
+               if not (run_dir / f"{nb}.ipynb").is_file()]
+    if missing:
+        raise BookBuildError(f"{run_dir} lacks the executed notebooks {missing}: run the study "
+                             "stages first (knowshift run)")
+    source = run_dir / "book" / "source"
+    if source.exists():
+        shutil.rmtree(source)
+    shutil.copytree(sources, source, ignore=shutil.ignore_patterns("_build", ".*"))
+    (source / "notebooks").mkdir(exist_ok=True)
+    for nb in toc_notebooks(sources):
+        failed = _error_outputs(run_dir / f"{nb}.ipynb")
+        if failed:
+            raise BookBuildError(f"{run_dir / nb}.ipynb holds error output ({failed}): rerun "
+                                 "its stage (knowshift run --force)")
+        shutil.copy2(run_dir / f"{nb}.ipynb", source / f"{nb}.ipynb")
+    results = source / "results.md"
+    if results.is_file():
+        text = results.read_text()
+        text = text.replace("{{ run_summary }}", comparison.run_summary(run_dir))
+        text = text.replace("{{ comparison_table }}",
+                            comparison.markdown(comparison.compare(run_dir)))
+        results.write_text(text)
+    return source
+
+
+def _error_outputs(path: Path) -> str:
+    """The first error a notebook's stored outputs hold ('' if none)."""
+    for cell in json.loads(path.read_text()).get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {out.get('evalue')}"
+    return ""
+
+
+def build(run_dir: str | Path, sources: str | Path | None = None) -> Path:
+    """Build the book of ``run_dir``; returns ``run_dir/book/html/index.html``."""
+    run_dir = Path(run_dir).resolve()
+    source = stage_sources(run_dir, sources)
+    scratch = run_dir / "book" / ".build"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
+           str(source), "--path-output", str(scratch), "--all", "-W", "--keep-going"]
+    env = os.environ | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log = proc.stdout + proc.stderr
+    (run_dir / "book" / "build.log").write_text(log)
+    problems = [line for line in log.splitlines()
+                if re.search(r"\b(WARNING|ERROR)\b", line) or "Traceback" in line]
+    html = scratch / "_build" / "html"
+    if proc.returncode != 0 or problems or not (html / "index.html").is_file():
+        shown = "\n  ".join(problems[:20]) or log.strip()[-2000:]
+        raise BookBuildError(f"the book did not build (see {run_dir / 'book' / 'build.log'}):"
+                             f"\n  {shown}")
+    final = run_dir / "book" / "html"
+    old = run_dir / "book" / ".html-old"
+    if final.exists():
+        os.replace(final, old)
+    os.replace(html, final)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return final / "index.html"

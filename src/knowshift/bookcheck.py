@@ -1,0 +1,154 @@
+"""Check a built book in a real headless Chromium: every page reachable from the start page
+loads and has a title, every image has loaded (``naturalWidth > 0``), and every internal link
+points at a page that exists and, if it has one, at an anchor on that page. Optionally saves a
+full-page screenshot of one chapter.
+
+Uses the system's Chromium and chromedriver (Debian packages ``chromium`` and
+``chromium-driver``; ``$KNOWSHIFT_CHROMIUM`` and ``$KNOWSHIFT_CHROMEDRIVER`` override) through
+selenium, never a browser download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import deque
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlparse
+
+from .errors import KnowshiftError
+
+IMAGES_JS = """
+const done = arguments[arguments.length - 1];
+const imgs = [...document.images];
+imgs.forEach(i => { i.loading = 'eager'; });
+Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => done(
+  imgs.map(i => [i.currentSrc || i.src, i.naturalWidth])));
+"""
+PAGE_JS = """
+return {title: document.title,
+        heading: (document.querySelector('main h1, article h1, h1') || {}).textContent || '',
+        ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+        links: [...document.querySelectorAll('a[href]')].map(a => a.href)};
+"""
+
+
+class BrowserMissing(KnowshiftError):
+    """No Chromium or chromedriver on this machine."""
+
+
+def _binary(env: str, names: tuple[str, ...]) -> str:
+    found = os.environ.get(env) or next(filter(None, map(shutil.which, names)), None)
+    if not found:
+        raise BrowserMissing(f"no {names[0]} found (install the Debian packages chromium and "
+                             f"chromium-driver, or set ${env})")
+    return found
+
+
+def open_browser(width: int = 1280, height: int = 900):
+    """A headless Chromium driven by selenium, with no network access of its own."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = _binary("KNOWSHIFT_CHROMIUM", ("chromium", "chromium-browser"))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-extensions",
+                "--no-first-run", f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    service = Service(_binary("KNOWSHIFT_CHROMEDRIVER", ("chromedriver",)))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(30)
+    return driver
+
+
+def _local(url: str, root: Path) -> Path | None:
+    """The file inside ``root`` that a ``file://`` URL points at, else None."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return None
+    path = Path(unquote(parsed.path))
+    return path if path.is_relative_to(root) else None
+
+
+def check(index_html: str | Path, screenshot: str | Path | None = None,
+          screenshot_page: str = "results.html") -> dict:
+    """Crawl the book from ``index_html``; returns a report with ``pages`` (relative path ->
+    title), ``figures`` (images seen), ``external_links`` and ``problems`` (empty when the
+    book is sound)."""
+    index_html = Path(index_html).resolve()
+    root = index_html.parent
+    if not index_html.is_file():
+        raise KnowshiftError(f"{index_html} does not exist: build the book first")
+    driver = open_browser()
+    pages: dict[str, str] = {}
+    ids: dict[Path, set[str]] = {}
+    links: list[tuple[Path, str]] = []
+    problems: list[str] = []
+    figures = external = 0
+    try:
+        queue, seen = deque([index_html]), {index_html}
+        while queue:
+            page = _load(driver, queue.popleft(), root)
+            rel = page.relative_to(root).as_posix()
+            if rel in pages:
+                continue
+            info = driver.execute_script(PAGE_JS)
+            pages[rel] = info["title"]
+            if not info["heading"].strip():
+                problems.append(f"{rel}: page has no heading (did it load?)")
+            ids[page] = set(info["ids"])
+            for src, width in driver.execute_async_script(IMAGES_JS):
+                figures += 1
+                if not width:
+                    problems.append(f"{rel}: image {src} did not load")
+            for href in info["links"]:
+                target = _local(urldefrag(href)[0], root)
+                if target is None:
+                    external += urlparse(href).scheme in ("http", "https")
+                    continue
+                links.append((page, href))
+                if target.is_file() and target.suffix == ".html" and target not in seen \
+                        and not target.relative_to(root).as_posix().startswith("_"):
+                    seen.add(target)
+                    queue.append(target)
+        for page, href in links:
+            target, anchor = _local(urldefrag(href)[0], root), urldefrag(href)[1]
+            rel = page.relative_to(root).as_posix()
+            if not target.exists():
+                problems.append(f"{rel}: broken link {href}")
+            elif anchor and target in ids and unquote(anchor) not in ids[target]:
+                problems.append(f"{rel}: link {href} points at a missing anchor")
+        if screenshot:
+            _screenshot(driver, root / screenshot_page, Path(screenshot))
+    finally:
+        driver.quit()
+    return {"pages": pages, "figures": figures, "external_links": external,
+            "internal_links": len(links), "problems": problems}
+
+
+def _load(driver, page: Path, root: Path) -> Path:
+    """Open ``page``, following a meta-refresh redirect (Jupyter Book's index.html is one)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(page.as_uri())
+    if driver.execute_script(
+            "return !!document.querySelector('meta[http-equiv=\"Refresh\" i]')"):
+        WebDriverWait(driver, 10).until(lambda d: d.current_url != page.as_uri())
+        WebDriverWait(driver, 10).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+        return _local(urldefrag(driver.current_url)[0], root) or page
+    return page
+
+
+def _screenshot(driver, page: Path, out: Path) -> None:
+    if not page.is_file():
+        raise KnowshiftError(f"cannot screenshot {page}: no such page")
+    driver.get(page.as_uri())
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(max(height, 900), 8000))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    driver.save_screenshot(str(tmp))
+    os.replace(tmp, out)
