@@ -1,12 +1,17 @@
 """Shared fixtures. The real default model is loaded once per session (torch jobs must not run
 side by side on two cores)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 DATA = Path(__file__).parent / "data"
+# The smoke run of the whole pipeline (stages and book) that several test modules read. It lives
+# in the repository's (git-ignored) runs/ folder so its book and the browser check's screenshot
+# stay there to look at after `make test`; it starts empty in every test session.
+SMOKE_RUN = Path(__file__).parent.parent / "runs" / "test-smoke"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,3 +29,12 @@ def default_model():
 def offline_facts():
     from knowshift.facts import load_facts
     return load_facts("offline")
+
+
+@pytest.fixture(scope="session")
+def smoke_run():
+    from knowshift import pipeline
+    shutil.rmtree(SMOKE_RUN, ignore_errors=True)
+    log = []
+    pipeline.run("smoke", SMOKE_RUN, log=log.append)
+    return SMOKE_RUN, log

@@ -11,14 +11,6 @@ from knowshift.config import load_profile, parse_override
 from knowshift.errors import ParameterError
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    log = []
-    pipeline.run("smoke", run_dir, log=log.append)
-    return run_dir, log
-
-
 def test_notebooks_run_and_write_their_outputs(smoke_run):
     run_dir, log = smoke_run
     for stage in pipeline.STAGES:
@@ -28,8 +20,9 @@ def test_notebooks_run_and_write_their_outputs(smoke_run):
     slick_nb = (run_dir / "notebooks" / "02_slick.ipynb").read_text()
     assert "image/png" in slick_nb and "HighlyKnown" in slick_nb
     assert (run_dir / "slick" / "figures" / "category_mix.svg").is_file()
+    index = run_dir / "book" / "html" / "index.html"
     assert log == [f"[knowshift] {s.name}: done -> {run_dir / 'notebooks' / s.notebook}"
-                   for s in pipeline.STAGES]
+                   for s in pipeline.STAGES] + [f"[knowshift] book: done -> {index}"]
 
 
 def test_current_stages_are_skipped_and_force_reruns(smoke_run):
@@ -38,7 +31,9 @@ def test_current_stages_are_skipped_and_force_reruns(smoke_run):
     before = table.stat().st_mtime_ns
     log = []
     pipeline.run("smoke", run_dir, log=log.append)
-    assert log == [f"[knowshift] {s.name}: current, skipped" for s in pipeline.STAGES]
+    index = run_dir / "book" / "html" / "index.html"
+    assert log == [f"[knowshift] {s.name}: current, skipped" for s in pipeline.STAGES] + [
+        f"[knowshift] book: current, skipped -> {index}"]
     assert table.stat().st_mtime_ns == before
     log = []
     pipeline.run("smoke", run_dir, stages=["facts"], force=True, log=log.append)
@@ -50,8 +45,8 @@ def test_bad_parameters_fail_before_anything_is_touched(smoke_run, capsys):
     stamps = {p: p.read_text() for p in (run_dir / ".stamps").iterdir()}
     with pytest.raises(ParameterError, match="'n_train'.*must be int, got str 'many'"):
         pipeline.run("smoke", run_dir, overrides={"n_train": "many"})
-    with pytest.raises(ParameterError, match=r"unknown stage\(s\) \['audit'\]"):
-        pipeline.run("smoke", run_dir, stages=["audit"])
+    with pytest.raises(ParameterError, match=r"unknown stage\(s\) \['plots'\]"):
+        pipeline.run("smoke", run_dir, stages=["plots"])
     assert cli.main(["run", "--profile", "smoke", "--run-dir", str(run_dir),
                      "-p", "n_samples=two"]) == 2
     err = capsys.readouterr().err.strip()

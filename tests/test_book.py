@@ -1,0 +1,121 @@
+"""The book: built offline from the smoke run's executed notebooks with warnings as errors, then
+opened in a real headless Chromium (Debian's chromium + chromium-driver)."""
+
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from knowshift import book, bookcheck, comparison
+
+CHAPTERS = ["intro.html", "method.html", "results.html", "rerun.html", "attribution.html"]
+
+
+def test_book_builds_from_the_run_without_warnings(smoke_run):
+    run_dir, _ = smoke_run
+    html = run_dir / "book" / "html"
+    notebooks = book.toc_notebooks(book.sources_dir())
+    assert len(notebooks) >= 7
+    for page in CHAPTERS + [f"{nb}.html" for nb in notebooks]:
+        assert (html / page).is_file(), page
+    log = (run_dir / "book" / "build.log").read_text()
+    assert "build succeeded" in log and "WARNING" not in log
+    results = (html / "results.html").read_text()
+    assert "{{" not in results and "β_unk = −8.3" in results
+    assert f"<td><p>{len(comparison.FINDINGS)}</p></td>" in results  # the last numbered row
+    # the stage chapters show the notebooks' stored outputs (figures), not re-executed ones
+    assert (html / "_images").is_dir() and any((html / "_images").glob("*.png"))
+
+
+def test_book_in_headless_chromium(smoke_run):
+    run_dir, _ = smoke_run
+    shot = run_dir / "book" / "screenshots" / "results.png"
+    shot.unlink(missing_ok=True)
+    report = bookcheck.check(run_dir / "book" / "html" / "index.html", screenshot=shot)
+    assert report["problems"] == []
+    expected = CHAPTERS + [f"{nb}.html" for nb in book.toc_notebooks(book.sources_dir())]
+    assert set(expected) <= set(report["pages"])
+    figures_in_notebooks = sum(
+        "image/png" in out.get("data", {})
+        for nb in (run_dir / "notebooks").glob("0*.ipynb")
+        for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
+    assert report["figures"] >= figures_in_notebooks >= 7
+    assert report["internal_links"] > 50
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_browser_check_reports_broken_images_links_and_anchors(tmp_path):
+    (tmp_path / "index.html").write_text(
+        '<html><head><title>t</title></head><body><h1>Start</h1>'
+        '<img src="missing.png"><a href="other.html#there">ok</a>'
+        '<a href="gone.html">gone</a><a href="other.html#nowhere">bad anchor</a></body></html>')
+    (tmp_path / "other.html").write_text(
+        '<html><head><title>o</title></head><body><h1 id="there">Other</h1></body></html>')
+    report = bookcheck.check(tmp_path / "index.html")
+    assert set(report["pages"]) == {"index.html", "other.html"}
+    problems = "\n".join(report["problems"])
+    assert "image" in problems and "missing.png" in problems
+    assert "broken link" in problems and "gone.html" in problems
+    assert "missing anchor" in problems and "nowhere" in problems
+    assert len(report["problems"]) == 3
+
+
+def test_a_broken_page_fails_the_build_and_keeps_the_last_good_book(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    sources = tmp_path / "book"
+    shutil.copytree(book.sources_dir(), sources)
+    with open(sources / "method.md", "a") as f:
+        f.write("\n![a figure that is not there](figures/nothing.png)\n\nSee {ref}`no-such-label`.\n")
+    index = run_dir / "book" / "html" / "index.html"
+    before = index.stat().st_mtime_ns
+    with pytest.raises(book.BookBuildError) as err:
+        book.build(run_dir, sources=sources)
+    message = str(err.value)
+    assert "nothing.png" in message and "no-such-label" in message
+    assert index.stat().st_mtime_ns == before
+
+
+def test_a_notebook_with_an_error_is_refused(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    shutil.copytree(run_dir / "notebooks", tmp_path / "notebooks")
+    nb_path = tmp_path / "notebooks" / "04_dynamics.ipynb"
+    nb = json.loads(nb_path.read_text())
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["outputs"].append({"output_type": "error", "ename": "ValueError", "evalue": "boom",
+                            "traceback": []})
+    nb_path.write_text(json.dumps(nb))
+    with pytest.raises(book.BookBuildError, match="04_dynamics.*ValueError: boom"):
+        book.build(tmp_path)
+    (tmp_path / "notebooks" / "05_regression.ipynb").unlink()
+    with pytest.raises(book.BookBuildError, match=r"lacks the executed notebooks.*05_regression"):
+        book.build(tmp_path)
+
+
+def test_comparison_rows_follow_the_run(smoke_run):
+    run_dir, _ = smoke_run
+    table = comparison.compare(run_dir)
+    assert len(table) == len(comparison.FINDINGS)
+    assert set(table["agrees"]) <= {"yes", "no", "partly", "direction only", "-"}
+    mix = comparison.RunTables(run_dir).checkpoints.query("kind == 'mix'")
+    es = mix[mix["checkpoint"] == "EARLY_STOP"].set_index("unknown_share")["test_accuracy"]
+    drop = table.loc[table["finding"].str.startswith("A higher Unknown share"), "ours"].iloc[0]
+    assert f"EARLY_STOP {comparison.pts(es.iloc[0])} → {comparison.pts(es.iloc[-1])}" in drop
+
+
+class _Coefficients:
+    def __init__(self, coef, low, high):
+        self.coefficients = pd.DataFrame([{
+            "model": "in-distribution", "term": "unknown_share", "coef": coef, "ci_low": low,
+            "ci_high": high, "p_value": 0.01, "r_squared": 0.5, "n": 25}])
+
+
+@pytest.mark.parametrize("coef, low, high, verdict", [
+    (-0.09, -0.15, -0.04, "yes"), (-0.05, -0.12, 0.02, "direction only"),
+    (0.03, -0.01, 0.07, "no")])
+def test_coefficient_verdicts(coef, low, high, verdict):
+    text, agrees = comparison._coefficient("in-distribution", "unknown_share", -1)(
+        _Coefficients(coef, low, high))
+    assert agrees == verdict
+    assert re.match(rf"{100 * coef:.1f} \[", text)
