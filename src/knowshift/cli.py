@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import book, bookcheck, pipeline
+from . import audit, book, bookcheck, pipeline
 from .config import PARAMETERS, parse_override, profile_names
 from .errors import KnowshiftError
+from .slick import SlickConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,29 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("--check", action="store_true",
                       help="open the built book in headless Chromium: pages, figures, links; "
                            "save a screenshot of the results chapter")
+    audit = sub.add_parser("audit", help="audit a question-answer fine-tuning file before training",
+                           description="Run SliCK on every example of DATA (.jsonl, .csv or "
+                           ".parquet with 'question' and 'answer' or 'answers'; optional "
+                           "'relation') and write a report with the category mix, the examples "
+                           "most likely Unknown, the expected accuracy effect and a "
+                           "recommendation, plus filtered and IDK-relabelled files.")
+    audit.add_argument("data", metavar="DATA", help="the fine-tuning file to audit")
+    audit.add_argument("--model", default="default",
+                       help="'default' (embedded SmolLM2-135M), a local folder or a hub id")
+    audit.add_argument("--out", help="output folder (default: runs/audit/<DATA name>)")
+    audit.add_argument("--group-by", action="append", default=[], metavar="COLUMN",
+                       help="also report the category mix by this column (repeatable)")
+    audit.add_argument("--study", default=None, metavar="RUN_DIR",
+                       help="knowshift run whose regression predicts the effect (default: "
+                            "runs/workshop if finished, else the paper's Table 1; 'paper' "
+                            "forces the paper's)")
+    audit.add_argument("--exemplar-sets", type=int, default=4, help="SliCK N_ex (default 4)")
+    audit.add_argument("--samples", type=int, default=4,
+                       help="sampled answers per exemplar set at T=0.5 (default 4)")
+    audit.add_argument("--k-shot", type=int, default=4, help="exemplars per prompt (default 4)")
+    audit.add_argument("--batch-size", type=int, default=32, help="rows per generate call")
+    audit.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
+    audit.add_argument("--seed", type=int, default=0)
     sub.add_parser("params", help="list the parameters a profile may set")
     args = parser.parse_args(argv)
     try:
@@ -40,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "book":
             return _book(args)
+        if args.command == "audit":
+            return _audit(args)
         overrides = dict(parse_override(p) for p in args.param)
         run_dir = pipeline.run(args.profile, args.run_dir, args.stages or None, overrides,
                                force=args.force, book=False if args.no_book else None)
@@ -48,6 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     except KnowshiftError as err:
         print(f"knowshift: error: {err}", file=sys.stderr)
         return 2
+
+
+def _audit(args) -> int:
+    study = args.study
+    if study is None:
+        default = Path("runs") / "workshop"
+        study = default if (default / "regression" / "points.parquet").is_file() else "paper"
+    config = SlickConfig(n_exemplar_sets=args.exemplar_sets, k_shot=args.k_shot,
+                         n_samples=args.samples, batch_size=args.batch_size, seed=args.seed)
+    report = audit.run(args.data, args.model, args.out, args.group_by, study, config,
+                       device=args.device)
+    shares = ", ".join(f"{c} {v['share']:.0%}" for c, v in report["mix"].items())
+    rec = report["recommendation"]
+    print(f"[knowshift] audited {report['n_examples']} examples: {shares}")
+    print(f"[knowshift] recommendation: {rec['action']}: {rec['reason']}")
+    for name, path in report["files"].items():
+        print(f"[knowshift] {name}: {path}")
+    return 0
 
 
 def _book(args) -> int:

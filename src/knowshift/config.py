@@ -40,8 +40,9 @@ PARAMETERS: dict[str, tuple[tuple, str]] = {
     "epochs": ((int,), "fine-tuning epochs (evaluated after each)"),
     "ft_batch_size": ((int,), "fine-tuning batch size"),
     "lora_r": ((int,), "LoRA rank (method: lora)"),
+    "audit_size": ((int,), "held-out questions the audit walk-through (stage 8) audits"),
 }
-NON_NEGATIVE = {"n_train", "n_dev", "n_test", "n_ood", "seed", "pure_size"}
+NON_NEGATIVE = {"n_train", "n_dev", "n_test", "n_ood", "seed", "pure_size", "audit_size"}
 LISTS_OF_NUMBERS = {"unknown_shares", "mitigation_shares"}
 
 

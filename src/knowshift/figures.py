@@ -154,3 +154,17 @@ def mitigations(table: pd.DataFrame):
     grid.set_axis_labels("", "share")
     grid.figure.suptitle("Mitigations against the plain fine-tuning set", y=1.03)
     return grid.figure
+
+
+def audit_mix(table: pd.DataFrame, by: str | None = None):
+    """An audited set's SliCK category mix: one bar overall, or one bar per value of ``by``."""
+    df = table.assign(group=table[by].astype(str) if by else "all examples")
+    order = sorted(df["group"].unique())
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(order) + 1.4))
+    sns.histplot(data=df.assign(category=df["category"].astype(str)), y="group",
+                 hue="category", hue_order=CATEGORIES, palette=PALETTE, multiple="fill",
+                 discrete=True, shrink=0.8, ax=ax)
+    ax.set(xlabel="share of examples", ylabel=by or "",
+           title="What the model already knows" + (f", by {by}" if by else ""))
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), title="category")
+    return fig

@@ -40,6 +40,22 @@ def write_text(text: str, path: str | Path) -> Path:
     return _atomic(Path(path), lambda tmp: tmp.write_text(text))
 
 
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table in the format its suffix names: ``.parquet``, ``.csv`` (list cells joined
+    with ``|``) or ``.jsonl`` (one JSON object per line)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return write_parquet(df, path)
+    if path.suffix == ".csv":
+        flat = df.apply(lambda col: col.map(lambda v: "|".join(map(str, v))
+                                            if isinstance(v, (list, tuple)) else v))
+        return _atomic(path, lambda tmp: flat.to_csv(tmp, index=False))
+    if path.suffix == ".jsonl":
+        return _atomic(path, lambda tmp: df.to_json(tmp, orient="records", lines=True,
+                                                    force_ascii=False))
+    raise ValueError(f"cannot write a table as {path.suffix!r}")
+
+
 def save_figure(fig, path_stem: str | Path) -> list[Path]:
     """Save a matplotlib figure as PNG and SVG next to each other (``stem.png``, ``stem.svg``)."""
     stem = Path(path_stem)

@@ -52,6 +52,10 @@ STAGES = (
           ("categories/accuracy_by_category.parquet", "categories/figures/category_heatmap.png")),
     Stage("mitigations", "07_mitigations.ipynb", (),
           ("mitigations/comparison.parquet", "mitigations/figures/mitigations.png")),
+    Stage("audit", "08_audit.ipynb",
+          ("model", "device", "audit_size", "n_exemplar_sets", "k_shot", "n_samples",
+           "temperature", "max_new_tokens", "batch_size", "seed"),
+          ("audit/audit.json", "audit/report.html", "audit/filtered.jsonl", "audit/idk.jsonl")),
 )
 
 
