@@ -172,6 +172,6 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
 def test_too_few_examples_for_exemplars_is_explained(tmp_path, default_model):
     path = _jsonl(tmp_path / "tiny.jsonl", [{"question": f"Q{i}?", "answer": "A"}
                                             for i in range(3)])
-    with pytest.raises(audit.DataFileError, match="needs at least 4 in each half"):
+    with pytest.raises(audit.DataFileError, match="needs at least 8 examples per relation"):
         audit.label(audit.read_examples(path), *default_model, SlickConfig(k_shot=4),
                     tmp_path / "cache")

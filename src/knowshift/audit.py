@@ -14,7 +14,7 @@ Bad rows (invalid JSON, a missing or empty question or answer) are all reported 
 numbers (row numbers for parquet) and nothing is audited until they are fixed.
 
 SliCK runs with the study's code (:func:`knowshift.slick.label_questions`). The file is split in
-two halves by a hash of each example; each half is labelled with exemplars drawn from the other,
+two halves (balanced per relation, by a seeded hash of each example); each half is labelled with exemplars drawn from the other,
 so an example is never among its own exemplars. Finished chunks are cached in the output folder,
 so an interrupted audit resumes. The expected effect on accuracy comes from the linear model of
 the paper (eq. 1), fitted on a knowshift run (with its confidence interval) or the paper's own
@@ -168,15 +168,16 @@ def label(examples: pd.DataFrame, model, tok, config: SlickConfig, cache_dir: st
     """SliCK on every example: each half of the file is labelled with exemplars from the other
     half (same relation when there is one). Returns the facts with P_correct and category."""
     facts = as_facts(examples, source)
-    fold = facts["id"].map(lambda i: zlib.crc32(f"{config.seed}:{i}".encode()) % 2)
-    need = config.k_shot
+    # halves balanced within each relation: order by a seeded hash, then alternate
+    key = facts["id"].map(lambda i: zlib.crc32(f"{config.seed}:{i}".encode()))
+    fold = (facts.assign(_key=key).sort_values(["relation", "_key"])
+            .groupby("relation").cumcount() % 2).reindex(facts.index)
     for relation, group in facts.groupby("relation"):
-        sizes = group.groupby(fold[group.index]).size().reindex([0, 1], fill_value=0)
-        if sizes.min() < need:
+        if len(group) < 2 * config.k_shot:
             raise DataFileError(
                 f"relation {relation!r} has {len(group)} examples; the audit draws "
-                f"{need}-shot exemplars from the other half of the file, so it needs at least "
-                f"{need} in each half (about {2 * need + 2} examples per relation)")
+                f"{config.k_shot}-shot exemplars from the other half of the file, so it needs "
+                f"at least {2 * config.k_shot} examples per relation")
     parts = []
     for f in (0, 1):
         study, pool = facts[fold == f], facts[fold != f]
