@@ -381,7 +381,8 @@ def render_html(report: dict, table: pd.DataFrame, group_by: list[str]) -> str:
     images = "".join(f"<figure><img alt='{esc(t)}' src='data:image/png;base64,{_png(f)}'>"
                      f"<figcaption>{esc(t)}</figcaption></figure>" for t, f in figs)
     plt.close("all")
-    mix = pd.DataFrame(report["mix"]).T.assign(share=lambda d: d["share"].map("{:.1%}".format))
+    mix = pd.DataFrame(report["mix"]).T.assign(n=lambda d: d["n"].astype(int),
+                                               share=lambda d: d["share"].map("{:.1%}".format))
     unknown = pd.DataFrame(report["most_unknown"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>knowshift audit: {esc(Path(report['data']).name)}</title>
