@@ -14,8 +14,8 @@ Bad rows (invalid JSON, a missing or empty question or answer) are all reported 
 numbers (row numbers for parquet) and nothing is audited until they are fixed.
 
 SliCK runs with the study's code (:func:`knowshift.slick.label_questions`). The file is split in
-two halves (balanced per relation, by a seeded hash of each example); each half is labelled with exemplars drawn from the other,
-so an example is never among its own exemplars. Finished chunks are cached in the output folder,
+two halves (balanced per relation, by a seeded hash of each example); each half is labelled
+with exemplars drawn from the other, so an example is never among its own exemplars. Finished chunks are cached in the output folder,
 so an interrupted audit resumes. The expected effect on accuracy comes from the linear model of
 the paper (eq. 1), fitted on a knowshift run (with its confidence interval) or the paper's own
 coefficients (Table 1, which reports none)."""
@@ -38,10 +38,9 @@ from .errors import FactFileError, ParameterError
 from .facts import COLUMNS
 from .finetune_sets import IDK_ANSWER
 from .io import write_json, write_parquet, write_table, write_text
-from .slick import CATEGORIES, KNOWN, SlickConfig, category_mix, label_questions
+from .slick import CATEGORIES, SlickConfig, category_mix, label_questions
 
 FORMATS = (".jsonl", ".csv", ".parquet")
-RESERVED = {"question", "answer", "answers", "relation"}
 # The paper's linear model (Table 1, in-distribution), in accuracy points.
 PAPER_FIT = {"b0": 36.9, "b_kn": 7.3, "b_unk": -8.3, "r_squared": 0.86,
              "b_unk_ci": None, "b_kn_ci": None,

@@ -84,7 +84,7 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
     driver = open_browser()
     pages: dict[str, str] = {}
     ids: dict[Path, set[str]] = {}
-    links: list[tuple[Path, str]] = []
+    links: list[tuple[str, str, Path, str]] = []  # (page, href, target file, anchor)
     problems: list[str] = []
     figures = external = 0
     try:
@@ -104,18 +104,17 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
                 if not width:
                     problems.append(f"{rel}: image {src} did not load")
             for href in info["links"]:
-                target = _local(urldefrag(href)[0], root)
+                url, anchor = urldefrag(href)
+                target = _local(url, root)
                 if target is None:
                     external += urlparse(href).scheme in ("http", "https")
                     continue
-                links.append((page, href))
+                links.append((rel, href, target, anchor))
                 if target.is_file() and target.suffix == ".html" and target not in seen \
                         and not target.relative_to(root).as_posix().startswith("_"):
                     seen.add(target)
                     queue.append(target)
-        for page, href in links:
-            target, anchor = _local(urldefrag(href)[0], root), urldefrag(href)[1]
-            rel = page.relative_to(root).as_posix()
+        for rel, href, target, anchor in links:
             if not target.exists():
                 problems.append(f"{rel}: broken link {href}")
             elif anchor and target in ids and unquote(anchor) not in ids[target]:

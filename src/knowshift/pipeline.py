@@ -65,11 +65,16 @@ def notebooks_dir() -> Path:
     return Path(env) if env else PACKAGE_DIR.parent.parent / "notebooks"
 
 
-def _source_hash() -> str:
+def _files_hash(root: Path, paths) -> str:
+    """A hash of files' names (relative to ``root``) and contents, for stamps."""
     h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(path.read_bytes())
+    for path in sorted(paths):
+        h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def _source_hash() -> str:
+    return _files_hash(PACKAGE_DIR, PACKAGE_DIR.rglob("*.py"))
 
 
 class ExecutionError(KnowshiftError):
@@ -123,11 +128,9 @@ def build_book(run_dir: Path, upstream: str, source: str, force: bool = False,
     """Build the book unless it is current (same stages, book sources and knowshift source)."""
     from .book import build, sources_dir
 
-    h = hashlib.sha256()
-    for path in sorted(p for p in sources_dir().rglob("*") if p.is_file()
-                       and "_build" not in p.parts):
-        h.update(path.relative_to(sources_dir()).as_posix().encode() + path.read_bytes())
-    stamp = fingerprint(upstream, source, h.hexdigest())
+    sources = sources_dir()
+    stamp = fingerprint(upstream, source, _files_hash(sources, (
+        p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)))
     stamp_file = run_dir / ".stamps" / "book.json"
     index = run_dir / "book" / "html" / "index.html"
     if (not force and index.is_file() and stamp_file.is_file()
