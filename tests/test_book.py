@@ -47,14 +47,15 @@ def test_book_in_headless_chromium(smoke_run):
 
 
 def test_browser_check_reports_broken_images_links_and_anchors(tmp_path):
-    (tmp_path / "index.html").write_text(
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=start.html" />')
+    (tmp_path / "start.html").write_text(
         '<html><head><title>t</title></head><body><h1>Start</h1>'
         '<img src="missing.png"><a href="other.html#there">ok</a>'
         '<a href="gone.html">gone</a><a href="other.html#nowhere">bad anchor</a></body></html>')
     (tmp_path / "other.html").write_text(
         '<html><head><title>o</title></head><body><h1 id="there">Other</h1></body></html>')
     report = bookcheck.check(tmp_path / "index.html")
-    assert set(report["pages"]) == {"index.html", "other.html"}
+    assert report["pages"] == {"index.html": "(redirect)", "start.html": "t", "other.html": "o"}
     problems = "\n".join(report["problems"])
     assert "image" in problems and "missing.png" in problems
     assert "broken link" in problems and "gone.html" in problems

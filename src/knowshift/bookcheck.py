@@ -10,6 +10,7 @@ selenium, never a browser download."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections import deque
 from pathlib import Path
@@ -30,6 +31,11 @@ return {title: document.title,
         ids: [...document.querySelectorAll('[id]')].map(e => e.id),
         links: [...document.querySelectorAll('a[href]')].map(a => a.href)};
 """
+
+# <meta http-equiv="Refresh" content="0; url=intro.html">, attributes in either order
+REFRESH = re.compile(
+    r"<meta\b(?=[^>]*http-equiv=[\"']?refresh)[^>]*content=[\"']?\s*\d+\s*;\s*url=([^\"'>\s]+)",
+    re.IGNORECASE)
 
 
 class BrowserMissing(KnowshiftError):
@@ -90,10 +96,17 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
     try:
         queue, seen = deque([index_html]), {index_html}
         while queue:
-            page = _load(driver, queue.popleft(), root)
+            page = queue.popleft()
             rel = page.relative_to(root).as_posix()
-            if rel in pages:
+            target = _redirect(page)
+            if target is not None:  # a redirect page (Jupyter Book's index.html) has no body
+                pages[rel] = "(redirect)"
+                links.append((rel, target.as_uri(), target, ""))
+                if target.is_file() and target.is_relative_to(root) and target not in seen:
+                    seen.add(target)
+                    queue.append(target)
                 continue
+            _load(driver, page)
             info = driver.execute_script(PAGE_JS)
             pages[rel] = info["title"]
             if not info["heading"].strip():
@@ -127,18 +140,20 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
             "internal_links": len(links), "problems": problems}
 
 
-def _load(driver, page: Path, root: Path) -> Path:
-    """Open ``page``, following a meta-refresh redirect (Jupyter Book's index.html is one)."""
+def _redirect(page: Path) -> Path | None:
+    """The target of a meta-refresh page, read from its source: letting the browser follow it
+    races the checks against the navigation."""
+    found = REFRESH.search(page.read_text(errors="replace")[:4096])
+    return (page.parent / unquote(urldefrag(found.group(1))[0])).resolve() if found else None
+
+
+def _load(driver, page: Path) -> None:
+    """Open ``page`` and wait until it has finished loading."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(page.as_uri())
-    if driver.execute_script(
-            "return !!document.querySelector('meta[http-equiv=\"Refresh\" i]')"):
-        WebDriverWait(driver, 10).until(lambda d: d.current_url != page.as_uri())
-        WebDriverWait(driver, 10).until(
-            lambda d: d.execute_script("return document.readyState") == "complete")
-        return _local(urldefrag(driver.current_url)[0], root) or page
-    return page
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def _screenshot(driver, page: Path, out: Path) -> None:
