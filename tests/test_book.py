@@ -53,14 +53,16 @@ def test_browser_check_reports_broken_images_links_and_anchors(tmp_path):
         '<img src="missing.png"><a href="other.html#there">ok</a>'
         '<a href="gone.html">gone</a><a href="other.html#nowhere">bad anchor</a></body></html>')
     (tmp_path / "other.html").write_text(
-        '<html><head><title>o</title></head><body><h1 id="there">Other</h1></body></html>')
+        '<html><head><title>o</title></head><body><h1 id="there">Other</h1>'
+        '<p>A formula no MathJax typesets: <span class="math">\\(x^2\\)</span></p></body></html>')
     report = bookcheck.check(tmp_path / "index.html")
     assert report["pages"] == {"index.html": "(redirect)", "start.html": "t", "other.html": "o"}
     problems = "\n".join(report["problems"])
     assert "image" in problems and "missing.png" in problems
     assert "broken link" in problems and "gone.html" in problems
     assert "missing anchor" in problems and "nowhere" in problems
-    assert len(report["problems"]) == 3
+    assert "other.html: 1 formula(s) not typeset by MathJax" in problems and "x^2" in problems
+    assert len(report["problems"]) == 4
 
 
 def test_a_broken_page_fails_the_build_and_keeps_the_last_good_book(smoke_run, tmp_path):

@@ -1,5 +1,6 @@
 """Check a built book in a real headless Chromium: every page reachable from the start page
-loads and has a title, every image has loaded (``naturalWidth > 0``), and every internal link
+loads and has a title, every image has loaded (``naturalWidth > 0``), every formula has been
+typeset by MathJax (served from the book itself, so this holds offline), and every internal link
 points at a page that exists and, if it has one, at an anchor on that page. Optionally saves a
 full-page screenshot of one chapter.
 
@@ -24,6 +25,15 @@ const imgs = [...document.images];
 imgs.forEach(i => { i.loading = 'eager'; });
 Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => done(
   imgs.map(i => [i.currentSrc || i.src, i.naturalWidth])));
+"""
+# Formulas are typeset by MathJax after load; a formula without an mjx-container never rendered
+# (for instance because MathJax was to come from a CDN and the reader is offline).
+MATH_JS = """
+const done = arguments[arguments.length - 1];
+const unrendered = () => [...document.querySelectorAll('.math')]
+  .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.trim().slice(0, 40));
+const ready = window.MathJax && MathJax.startup && MathJax.startup.promise;
+(ready ? ready : Promise.resolve()).then(() => done(unrendered()), () => done(unrendered()));
 """
 PAGE_JS = """
 return {title: document.title,
@@ -116,6 +126,10 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
                 figures += 1
                 if not width:
                     problems.append(f"{rel}: image {src} did not load")
+            unrendered = driver.execute_async_script(MATH_JS)
+            if unrendered:
+                problems.append(f"{rel}: {len(unrendered)} formula(s) not typeset by MathJax, "
+                                f"first {unrendered[0]!r} (is MathJax in the book?)")
             for href in info["links"]:
                 url, anchor = urldefrag(href)
                 target = _local(url, root)
