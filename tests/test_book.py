@@ -43,6 +43,7 @@ def test_book_in_headless_chromium(smoke_run):
         for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
     assert report["figures"] >= figures_in_notebooks >= 7
     assert report["internal_links"] > 50
+    assert report["formulas"] > 10  # the method chapter's, typeset by the book's own MathJax
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
 
 

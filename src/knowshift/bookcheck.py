@@ -30,10 +30,13 @@ Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => done(
 # (for instance because MathJax was to come from a CDN and the reader is offline).
 MATH_JS = """
 const done = arguments[arguments.length - 1];
-const unrendered = () => [...document.querySelectorAll('.math')]
-  .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.trim().slice(0, 40));
+const report = () => {
+  const math = [...document.querySelectorAll('.math')];
+  done([math.length, math.filter(e => !e.querySelector('mjx-container'))
+                         .map(e => e.textContent.trim().slice(0, 40))]);
+};
 const ready = window.MathJax && MathJax.startup && MathJax.startup.promise;
-(ready ? ready : Promise.resolve()).then(() => done(unrendered()), () => done(unrendered()));
+(ready ? ready : Promise.resolve()).then(report, report);
 """
 PAGE_JS = """
 return {title: document.title,
@@ -91,8 +94,8 @@ def _local(url: str, root: Path) -> Path | None:
 def check(index_html: str | Path, screenshot: str | Path | None = None,
           screenshot_page: str = "results.html") -> dict:
     """Crawl the book from ``index_html``; returns a report with ``pages`` (relative path ->
-    title), ``figures`` (images seen), ``external_links`` and ``problems`` (empty when the
-    book is sound)."""
+    title), ``figures`` (images seen), ``formulas``, ``external_links`` and ``problems`` (empty
+    when the book is sound)."""
     index_html = Path(index_html).resolve()
     root = index_html.parent
     if not index_html.is_file():
@@ -102,7 +105,7 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
     ids: dict[Path, set[str]] = {}
     links: list[tuple[str, str, Path, str]] = []  # (page, href, target file, anchor)
     problems: list[str] = []
-    figures = external = 0
+    figures = formulas = external = 0
     try:
         queue, seen = deque([index_html]), {index_html}
         while queue:
@@ -126,7 +129,8 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
                 figures += 1
                 if not width:
                     problems.append(f"{rel}: image {src} did not load")
-            unrendered = driver.execute_async_script(MATH_JS)
+            count, unrendered = driver.execute_async_script(MATH_JS)
+            formulas += count
             if unrendered:
                 problems.append(f"{rel}: {len(unrendered)} formula(s) not typeset by MathJax, "
                                 f"first {unrendered[0]!r} (is MathJax in the book?)")
@@ -150,8 +154,8 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
             _screenshot(driver, root / screenshot_page, Path(screenshot))
     finally:
         driver.quit()
-    return {"pages": pages, "figures": figures, "external_links": external,
-            "internal_links": len(links), "problems": problems}
+    return {"pages": pages, "figures": figures, "formulas": formulas,
+            "external_links": external, "internal_links": len(links), "problems": problems}
 
 
 def _redirect(page: Path) -> Path | None:

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("--profile", default="workshop", help="profile whose run folder to use")
     book.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
     book.add_argument("--check", action="store_true",
-                      help="open the built book in headless Chromium: pages, figures, links; "
+                      help="open the built book in headless Chromium: pages, figures, formulas, "
+                           "links; "
                            "save a screenshot of the results chapter")
     audit = sub.add_parser("audit", help="audit a question-answer fine-tuning file before training",
                            description="Run SliCK on every example of DATA (.jsonl, .csv or "
@@ -103,7 +104,8 @@ def _book(args) -> int:
     shot = run_dir / "book" / "screenshots" / "results.png"
     report = bookcheck.check(index, screenshot=shot)
     print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
-          f"{report['internal_links']} internal links in Chromium; screenshot: {shot}")
+          f"{report['formulas']} formulas, {report['internal_links']} internal links in "
+          f"Chromium; screenshot: {shot}")
     for problem in report["problems"]:
         print(f"knowshift: book problem: {problem}", file=sys.stderr)
     return 1 if report["problems"] else 0
