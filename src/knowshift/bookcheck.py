@@ -15,7 +15,7 @@ import re
 import shutil
 from collections import deque
 from pathlib import Path
-from urllib.parse import unquote, urldefrag, urlparse
+from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 from .errors import KnowshiftError
 
@@ -106,20 +106,32 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
     links: list[tuple[str, str, Path, str]] = []  # (page, href, target file, anchor)
     problems: list[str] = []
     figures = formulas = external = 0
+    queue, seen = deque([index_html]), {index_html}
+
+    def follow(rel: str, href: str) -> None:
+        """Record an internal link from page ``rel`` and queue its page; count external ones."""
+        nonlocal external
+        url, anchor = urldefrag(href)
+        target = _local(url, root)
+        if target is None:
+            external += urlparse(href).scheme in ("http", "https")
+            return
+        links.append((rel, href, target, anchor))
+        if target.is_file() and target.suffix == ".html" and target not in seen \
+                and not target.relative_to(root).as_posix().startswith("_"):
+            seen.add(target)
+            queue.append(target)
+
     try:
-        queue, seen = deque([index_html]), {index_html}
         while queue:
             page = queue.popleft()
             rel = page.relative_to(root).as_posix()
-            target = _redirect(page)
-            if target is not None:  # a redirect page (Jupyter Book's index.html) has no body
+            redirect = _redirect(page)
+            if redirect is not None:  # a redirect page (Jupyter Book's index.html) has no body
                 pages[rel] = "(redirect)"
-                links.append((rel, target.as_uri(), target, ""))
-                if target.is_file() and target.is_relative_to(root) and target not in seen:
-                    seen.add(target)
-                    queue.append(target)
+                follow(rel, redirect)
                 continue
-            _load(driver, page)
+            driver.get(page.as_uri())  # returns once the page has loaded
             info = driver.execute_script(PAGE_JS)
             pages[rel] = info["title"]
             if not info["heading"].strip():
@@ -135,16 +147,7 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
                 problems.append(f"{rel}: {len(unrendered)} formula(s) not typeset by MathJax, "
                                 f"first {unrendered[0]!r} (is MathJax in the book?)")
             for href in info["links"]:
-                url, anchor = urldefrag(href)
-                target = _local(url, root)
-                if target is None:
-                    external += urlparse(href).scheme in ("http", "https")
-                    continue
-                links.append((rel, href, target, anchor))
-                if target.is_file() and target.suffix == ".html" and target not in seen \
-                        and not target.relative_to(root).as_posix().startswith("_"):
-                    seen.add(target)
-                    queue.append(target)
+                follow(rel, href)
         for rel, href, target, anchor in links:
             if not target.exists():
                 problems.append(f"{rel}: broken link {href}")
@@ -158,20 +161,11 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
             "external_links": external, "internal_links": len(links), "problems": problems}
 
 
-def _redirect(page: Path) -> Path | None:
-    """The target of a meta-refresh page, read from its source: letting the browser follow it
-    races the checks against the navigation."""
+def _redirect(page: Path) -> str | None:
+    """The URL a meta-refresh page sends the reader to, read from its source: letting the
+    browser follow it races the checks against the navigation."""
     found = REFRESH.search(page.read_text(errors="replace")[:4096])
-    return (page.parent / unquote(urldefrag(found.group(1))[0])).resolve() if found else None
-
-
-def _load(driver, page: Path) -> None:
-    """Open ``page`` and wait until it has finished loading."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(page.as_uri())
-    WebDriverWait(driver, 10).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
+    return urljoin(page.as_uri(), found.group(1)) if found else None
 
 
 def _screenshot(driver, page: Path, out: Path) -> None:

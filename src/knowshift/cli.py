@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import audit, book, bookcheck, pipeline
 from .config import PARAMETERS, parse_override, profile_names
@@ -31,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
     book.add_argument("--check", action="store_true",
                       help="open the built book in headless Chromium: pages, figures, formulas, "
-                           "links; "
-                           "save a screenshot of the results chapter")
+                           "links; save a screenshot of the results chapter")
     audit = sub.add_parser("audit", help="audit a question-answer fine-tuning file before training",
                            description="Run SliCK on every example of DATA (.jsonl, .csv or "
                            ".parquet with 'question' and 'answer' or 'answers'; optional "
@@ -80,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def _audit(args) -> int:
     study = args.study
     if study is None:
-        default = Path("runs") / "workshop"
+        default = pipeline.run_folder("workshop")
         study = default if (default / "regression" / "points.parquet").is_file() else "paper"
     config = SlickConfig(n_exemplar_sets=args.exemplar_sets, k_shot=args.k_shot,
                          n_samples=args.samples, batch_size=args.batch_size, seed=args.seed)
@@ -96,7 +94,7 @@ def _audit(args) -> int:
 
 
 def _book(args) -> int:
-    run_dir = Path(args.run_dir or Path("runs") / Path(args.profile).stem)
+    run_dir = pipeline.run_folder(args.profile, args.run_dir)
     index = book.build(run_dir)
     print(f"[knowshift] book: {index}")
     if not args.check:

@@ -81,6 +81,11 @@ class ExecutionError(KnowshiftError):
     """A stage notebook raised; the message carries the notebook's own error."""
 
 
+def run_folder(profile: str, run_dir: str | Path | None = None) -> Path:
+    """Where a profile's run lives: ``run_dir`` if given, else ``runs/<profile name>``."""
+    return Path(run_dir or Path("runs") / Path(profile).stem)
+
+
 def run(profile: str = "workshop", run_dir: str | Path | None = None,
         stages: list[str] | None = None, overrides: dict | None = None,
         force: bool = False, book: bool | None = None, log=print) -> Path:
@@ -88,7 +93,7 @@ def run(profile: str = "workshop", run_dir: str | Path | None = None,
     ``overrides``, then build the book (by default when all stages run); returns the run
     folder."""
     params = load_profile(profile) | check_all(overrides or {})
-    run_dir = Path(run_dir or Path("runs") / Path(profile).stem).resolve()
+    run_dir = run_folder(profile, run_dir).resolve()
     known = [s.name for s in STAGES]
     wanted = stages or known
     unknown = [s for s in wanted if s not in known]
