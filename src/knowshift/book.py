@@ -19,14 +19,10 @@ import sys
 from pathlib import Path
 
 from . import comparison
-from .errors import KnowshiftError
+from .errors import BookBuildError
+from .layout import RunFolder
 
 PACKAGE_DIR = Path(__file__).parent
-
-
-class BookBuildError(KnowshiftError):
-    """The book did not build; the message lists the build's warnings and errors."""
-
 
 def sources_dir() -> Path:
     """The repository's ``book/`` (``$KNOWSHIFT_BOOK`` overrides)."""
@@ -41,25 +37,25 @@ def toc_notebooks(sources: Path) -> list[str]:
 
 def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Path:
     """Write the book's source folder for ``run_dir``; returns it."""
-    run_dir, sources = Path(run_dir), Path(sources or sources_dir())
+    run, sources = RunFolder(run_dir), Path(sources or sources_dir())
     if not (sources / "_toc.yml").is_file():
         raise BookBuildError(f"{sources} is not a book source folder (no _toc.yml)")
-    missing = [nb for nb in toc_notebooks(sources)
-               if not (run_dir / f"{nb}.ipynb").is_file()]
+    executed = {nb: run.notebooks() / f"{Path(nb).name}.ipynb" for nb in toc_notebooks(sources)}
+    missing = [nb for nb, path in executed.items() if not path.is_file()]
     if missing:
-        raise BookBuildError(f"{run_dir} lacks the executed notebooks {missing}: run the study "
+        raise BookBuildError(f"{run.root} lacks the executed notebooks {missing}: run the study "
                              "stages first (knowshift run)")
-    source = run_dir / "book" / "source"
+    source = run.book_source()
     if source.exists():
         shutil.rmtree(source)
     shutil.copytree(sources, source, ignore=shutil.ignore_patterns("_build", ".*"))
     (source / "notebooks").mkdir(exist_ok=True)
-    for nb in toc_notebooks(sources):
-        failed = _error_outputs(run_dir / f"{nb}.ipynb")
+    for nb, path in executed.items():
+        failed = _error_outputs(path)
         if failed:
-            raise BookBuildError(f"{run_dir / nb}.ipynb holds error output ({failed}): rerun "
-                                 "its stage (knowshift run --force)")
-        shutil.copy2(run_dir / f"{nb}.ipynb", source / f"{nb}.ipynb")
+            raise BookBuildError(f"{path} holds error output ({failed}): rerun its stage "
+                                 "(knowshift run --force)")
+        shutil.copy2(path, source / f"{nb}.ipynb")
     results = source / "results.md"
     if results.is_file():
         text = results.read_text()
@@ -80,10 +76,10 @@ def _error_outputs(path: Path) -> str:
 
 
 def build(run_dir: str | Path, sources: str | Path | None = None) -> Path:
-    """Build the book of ``run_dir``; returns ``run_dir/book/html/index.html``."""
-    run_dir = Path(run_dir).resolve()
-    source = stage_sources(run_dir, sources)
-    scratch = run_dir / "book" / ".build"
+    """Build the book of ``run_dir``; returns its ``index.html``."""
+    run = RunFolder(Path(run_dir).resolve())
+    source = stage_sources(run.root, sources)
+    scratch = run.book_scratch()
     if scratch.exists():
         shutil.rmtree(scratch)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
@@ -91,16 +87,16 @@ def build(run_dir: str | Path, sources: str | Path | None = None) -> Path:
     env = os.environ | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     log = proc.stdout + proc.stderr
-    (run_dir / "book" / "build.log").write_text(log)
+    run.book_log().write_text(log)
     problems = [line for line in log.splitlines()
                 if re.search(r"\b(WARNING|ERROR)\b", line) or "Traceback" in line]
     html = scratch / "_build" / "html"
     if proc.returncode != 0 or problems or not (html / "index.html").is_file():
         shown = "\n  ".join(problems[:20]) or log.strip()[-2000:]
-        raise BookBuildError(f"the book did not build (see {run_dir / 'book' / 'build.log'}):"
+        raise BookBuildError(f"the book did not build (see {run.book_log()}):"
                              f"\n  {shown}")
-    final = run_dir / "book" / "html"
-    old = run_dir / "book" / ".html-old"
+    final = run.book_html()
+    old = final.with_name(".html-old")
     if final.exists():
         os.replace(final, old)
     os.replace(html, final)

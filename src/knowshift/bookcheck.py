@@ -17,7 +17,7 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
-from .errors import KnowshiftError
+from .errors import BookCheckError
 
 IMAGES_JS = """
 const done = arguments[arguments.length - 1];
@@ -51,14 +51,10 @@ REFRESH = re.compile(
     re.IGNORECASE)
 
 
-class BrowserMissing(KnowshiftError):
-    """No Chromium or chromedriver on this machine."""
-
-
 def _binary(env: str, names: tuple[str, ...]) -> str:
     found = os.environ.get(env) or next(filter(None, map(shutil.which, names)), None)
     if not found:
-        raise BrowserMissing(f"no {names[0]} found (install the Debian packages chromium and "
+        raise BookCheckError(f"no {names[0]} found (install the Debian packages chromium and "
                              f"chromium-driver, or set ${env})")
     return found
 
@@ -99,7 +95,7 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
     index_html = Path(index_html).resolve()
     root = index_html.parent
     if not index_html.is_file():
-        raise KnowshiftError(f"{index_html} does not exist: build the book first")
+        raise BookCheckError(f"{index_html} does not exist: build the book first")
     driver = open_browser()
     pages: dict[str, str] = {}
     ids: dict[Path, set[str]] = {}
@@ -170,7 +166,7 @@ def _redirect(page: Path) -> str | None:
 
 def _screenshot(driver, page: Path, out: Path) -> None:
     if not page.is_file():
-        raise KnowshiftError(f"cannot screenshot {page}: no such page")
+        raise BookCheckError(f"cannot screenshot {page}: no such page")
     driver.get(page.as_uri())
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(max(height, 900), 8000))

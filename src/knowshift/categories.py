@@ -4,12 +4,10 @@ D_Natural), at EARLY_STOP and CONVERGENCE (the paper's Table 2)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from .finetune import load_outputs
-from .io import write_parquet
+from .files import write_parquet
+from .layout import RunFolder
 
 
 def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
@@ -28,8 +26,8 @@ def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
 
 
 def run_stage(run_dir) -> pd.DataFrame:
-    """Stage 6: write ``categories/accuracy_by_category.parquet``."""
-    outputs = load_outputs(run_dir)
-    table = accuracy_by_category(outputs["results"], outputs["checkpoints"])
-    write_parquet(table, Path(run_dir) / "categories" / "accuracy_by_category.parquet")
+    """Stage 6: write the product ``accuracy_by_category``."""
+    run = RunFolder(run_dir)
+    table = accuracy_by_category(run.read("results"), run.read("checkpoints"))
+    write_parquet(table, run.path("accuracy_by_category"))
     return table

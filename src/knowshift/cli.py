@@ -6,9 +6,17 @@ import argparse
 import sys
 
 from . import audit, book, bookcheck, pipeline
-from .config import PARAMETERS, parse_override, profile_names
 from .errors import KnowshiftError
+from .layout import STAGE_NAMES, RunFolder, run_folder
+from .params import DEFAULT_PROFILE, SCHEMA, describe, parse_override, profile_names, resolve
 from .slick import SlickConfig
+
+
+# `knowshift audit` flags for SliCK parameters (flag -> parameter); each defaults to the
+# profile's value.
+AUDIT_FLAGS = {"exemplar-sets": "n_exemplar_sets", "samples": "n_samples", "k-shot": "k_shot",
+               "temperature": "temperature", "max-new-tokens": "max_new_tokens",
+               "batch-size": "batch_size", "device": "device", "seed": "seed"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,9 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run study stages (all by default), skipping current ones")
     run.add_argument("stages", nargs="*", metavar="STAGE",
-                     help=f"stages to run: {[s.name for s in pipeline.STAGES]} (default: all)")
-    run.add_argument("--profile", default="workshop",
-                     help=f"a profile name {profile_names()} or a .yaml file (default: workshop)")
+                     help=f"stages to run: {STAGE_NAMES} (default: all)")
+    run.add_argument("--profile", default=DEFAULT_PROFILE,
+                     help=f"a profile name {profile_names()} or a .yaml file "
+                          f"(default: {DEFAULT_PROFILE})")
     run.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a profile parameter, e.g. -p n_train=60")
@@ -26,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-book", action="store_true",
                      help="do not build the book after the stages (built when all stages run)")
     book = sub.add_parser("book", help="build the book of a finished run (and check it)")
-    book.add_argument("--profile", default="workshop", help="profile whose run folder to use")
+    book.add_argument("--profile", default=DEFAULT_PROFILE, help="profile whose run folder to use")
     book.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
     book.add_argument("--check", action="store_true",
                       help="open the built book in headless Chromium: pages, figures, formulas, "
@@ -36,10 +45,15 @@ def main(argv: list[str] | None = None) -> int:
                            ".parquet with 'question' and 'answer' or 'answers'; optional "
                            "'relation') and write a report with the category mix, the examples "
                            "most likely Unknown, the expected accuracy effect and a "
-                           "recommendation, plus filtered and IDK-relabelled files.")
+                           "recommendation, plus filtered and IDK-relabelled files. SliCK's "
+                           "settings, the model and the device come from --profile unless "
+                           "given here.")
     audit.add_argument("data", metavar="DATA", help="the fine-tuning file to audit")
-    audit.add_argument("--model", default="default",
-                       help="'default' (embedded SmolLM2-135M), a local folder or a hub id")
+    audit.add_argument("--profile", default=DEFAULT_PROFILE,
+                       help="profile whose model, device and SliCK settings to use "
+                            f"(default: {DEFAULT_PROFILE}; see `knowshift params`)")
+    audit.add_argument("--model", help="'default' (embedded SmolLM2-135M), a local folder or "
+                                       "a hub id (default: the profile's)")
     audit.add_argument("--out", help="output folder (default: runs/audit/<DATA name>)")
     audit.add_argument("--group-by", action="append", default=[], metavar="COLUMN",
                        help="also report the category mix by this column (repeatable)")
@@ -47,19 +61,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="knowshift run whose regression predicts the effect (default: "
                             "runs/workshop if finished, else the paper's Table 1; 'paper' "
                             "forces the paper's)")
-    audit.add_argument("--exemplar-sets", type=int, default=4, help="SliCK N_ex (default 4)")
-    audit.add_argument("--samples", type=int, default=4,
-                       help="sampled answers per exemplar set at T=0.5 (default 4)")
-    audit.add_argument("--k-shot", type=int, default=4, help="exemplars per prompt (default 4)")
-    audit.add_argument("--batch-size", type=int, default=32, help="rows per generate call")
-    audit.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
-    audit.add_argument("--seed", type=int, default=0)
+    for flag, name in AUDIT_FLAGS.items():
+        kind = {"device": str, "temperature": float}.get(name, int)
+        audit.add_argument(f"--{flag}", type=kind, dest=name,
+                           help=f"{SCHEMA[name].help} (default: the profile's)")
     sub.add_parser("params", help="list the parameters a profile may set")
     args = parser.parse_args(argv)
     try:
         if args.command == "params":
-            for name, (types, what) in PARAMETERS.items():
-                print(f"{name:16s} {'/'.join(t.__name__ for t in types):12s} {what}")
+            for name, types, value, what in describe():
+                print(f"{name:18s} {types:10s} {value:22s} {what}")
             return 0
         if args.command == "book":
             return _book(args)
@@ -78,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 def _audit(args) -> int:
     study = args.study
     if study is None:
-        default = pipeline.run_folder("workshop")
-        study = default if (default / "regression" / "points.parquet").is_file() else "paper"
-    config = SlickConfig(n_exemplar_sets=args.exemplar_sets, k_shot=args.k_shot,
-                         n_samples=args.samples, batch_size=args.batch_size, seed=args.seed)
-    report = audit.run(args.data, args.model, args.out, args.group_by, study, config,
-                       device=args.device)
+        default = run_folder(DEFAULT_PROFILE)
+        study = default if RunFolder(default).path("points").is_file() else "paper"
+    given = {name: getattr(args, name) for name in ("model", *AUDIT_FLAGS.values())
+             if getattr(args, name) is not None}
+    params = resolve(args.profile, given)
+    report = audit.run(args.data, params.model, params.device, SlickConfig.from_params(params),
+                       args.out, args.group_by, study)
     shares = ", ".join(f"{c} {v['share']:.0%}" for c, v in report["mix"].items())
     rec = report["recommendation"]
     print(f"[knowshift] audited {report['n_examples']} examples: {shares}")
@@ -94,12 +106,12 @@ def _audit(args) -> int:
 
 
 def _book(args) -> int:
-    run_dir = pipeline.run_folder(args.profile, args.run_dir)
-    index = book.build(run_dir)
+    run = RunFolder(run_folder(args.profile, args.run_dir))
+    index = book.build(run.root)
     print(f"[knowshift] book: {index}")
     if not args.check:
         return 0
-    shot = run_dir / "book" / "screenshots" / "results.png"
+    shot = run.book_screenshot()
     report = bookcheck.check(index, screenshot=shot)
     print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
           f"{report['formulas']} formulas, {report['internal_links']} internal links in "

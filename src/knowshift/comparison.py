@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .errors import ParameterError
+from .layout import STAGE_NAMES, RunFolder
 
 NOT_RUN = ("not run in this profile", "-")
 
@@ -30,25 +30,23 @@ class Finding:
 
 
 class RunTables:
-    """The result tables of one run folder, read on first use."""
+    """The result tables of one run folder (attribute -> product), read on first use."""
 
-    FILES = {"slick": "slick/slick.parquet", "checkpoints": "finetune/checkpoints.parquet",
-             "coefficients": "regression/coefficients.parquet",
-             "categories": "categories/accuracy_by_category.parquet",
-             "mitigations": "mitigations/comparison.parquet"}
+    PRODUCTS = {"slick": "slick", "checkpoints": "checkpoints",
+                "coefficients": "coefficients", "categories": "accuracy_by_category",
+                "mitigations": "mitigations"}
 
     def __init__(self, run_dir: str | Path):
-        self.run_dir = Path(run_dir)
-        missing = [f for f in self.FILES.values() if not (self.run_dir / f).is_file()]
-        if missing:
-            raise ParameterError(f"{self.run_dir} lacks {missing}: run all study stages first")
+        self.run = RunFolder(run_dir)
+        for product in self.PRODUCTS.values():
+            self.run.require(product)
         self._cache: dict[str, pd.DataFrame] = {}
 
     def __getattr__(self, name: str) -> pd.DataFrame:
-        if name not in self.FILES:
+        if name not in self.PRODUCTS:
             raise AttributeError(name)
         if name not in self._cache:
-            self._cache[name] = pd.read_parquet(self.run_dir / self.FILES[name])
+            self._cache[name] = self.run.read(self.PRODUCTS[name])
         return self._cache[name]
 
 
@@ -267,11 +265,12 @@ def markdown(table: pd.DataFrame) -> str:
 
 def run_summary(run_dir: str | Path) -> str:
     """A sentence on the run: model, questions, fine-tuning size and epochs."""
-    run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
     params = {}
-    for stamp in sorted((run_dir / ".stamps").glob("*.json")):
-        params |= json.loads(stamp.read_text()).get("params", {})
-    slick = pd.read_parquet(run_dir / "slick" / "slick.parquet")
+    for name in STAGE_NAMES:
+        if run.stamp(name).is_file():
+            params |= json.loads(run.stamp(name).read_text()).get("params", {})
+    slick = run.read("slick")
     test = slick[slick["split"] == "test"]
     return (f"**This run:** model `{params.get('model', '?')}`, {len(slick)} questions over "
             f"{slick['relation'].nunique()} relations ({int((~test['ood']).sum())} "

@@ -3,12 +3,12 @@ are fitted (the paper's Figure 3: Unknown examples are fitted much later)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from .finetune import load_outputs
-from .io import write_parquet
+from .files import write_parquet
+from .layout import RunFolder
+
+FIT_THRESHOLD = 0.9     # a subset counts as fitted once this share of it is answered right
 
 
 def fit_curves(results: pd.DataFrame, kind: str = "mix") -> pd.DataFrame:
@@ -20,7 +20,7 @@ def fit_curves(results: pd.DataFrame, kind: str = "mix") -> pd.DataFrame:
     return curves
 
 
-def epochs_to_fit(curves: pd.DataFrame, threshold: float = 0.9) -> pd.DataFrame:
+def epochs_to_fit(curves: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.DataFrame:
     """First epoch at which each subset reaches ``threshold`` train accuracy (NaN: never)."""
     reached = curves[curves["train_accuracy"] >= threshold]
     first = reached.groupby(["variant", "unknown_share", "subset"])["epoch"].min()
@@ -28,11 +28,11 @@ def epochs_to_fit(curves: pd.DataFrame, threshold: float = 0.9) -> pd.DataFrame:
         curves.groupby(["variant", "unknown_share"]).size().index).reset_index()
 
 
-def run_stage(run_dir, threshold: float = 0.9) -> dict[str, pd.DataFrame]:
-    """Stage 4: write ``dynamics/fit_curves.parquet`` and ``dynamics/epochs_to_fit.parquet``."""
-    curves = fit_curves(load_outputs(run_dir)["results"])
-    first = epochs_to_fit(curves, threshold)
-    out = Path(run_dir) / "dynamics"
-    write_parquet(curves, out / "fit_curves.parquet")
-    write_parquet(first, out / "epochs_to_fit.parquet")
+def run_stage(run_dir) -> dict[str, pd.DataFrame]:
+    """Stage 4: write the products ``fit_curves`` and ``epochs_to_fit``."""
+    run = RunFolder(run_dir)
+    curves = fit_curves(run.read("results"))
+    first = epochs_to_fit(curves)
+    write_parquet(curves, run.path("fit_curves"))
+    write_parquet(first, run.path("epochs_to_fit"))
     return {"curves": curves, "epochs_to_fit": first}

@@ -1,13 +1,8 @@
-"""Fact sets in one tidy schema: the real EntityQuestions files, or the built-in offline set
-(:mod:`knowshift.offline_facts`), plus deterministic subject splits and study-set sampling.
-
-Schema (one row per question): ``id, relation, subject, question, answers (all accepted
-aliases), answer (the canonical one), split (train/dev/test), ood, popularity (NaN where
-unknown), source``."""
+"""Fact sets in the tidy schema of :mod:`knowshift.schema`: the real EntityQuestions files, or
+the built-in offline set (:mod:`knowshift.offline_facts`), plus study-set sampling."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -15,13 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .answers import normalize
 from .errors import FactFileError, UnknownRelationError
-from .io import write_parquet
-
-COLUMNS = ["id", "relation", "subject", "question", "answers", "answer", "split", "ood",
-           "popularity", "source"]
-SPLITS = ("train", "dev", "test")
+from .files import write_parquet
+from .layout import RunFolder
+from .offline_facts import build_offline_facts
+from .schema import COLUMNS, SPLITS, tidy
 
 # EntityQuestions question templates (Sciavolino et al., 2021), used to recover the subject.
 EQ_TEMPLATES = {
@@ -44,31 +37,7 @@ EQ_IN_DISTRIBUTION = ("P17", "P19", "P26", "P36", "P40", "P69", "P131", "P136", 
 _EQ_FILE = re.compile(r"^(P\d+)\.(train|dev|test)\.json$")
 
 
-def subject_bucket(subject: str) -> float:
-    """A number in [0, 1) from a hash of the normalised subject: one subject always lands in
-    the same split, whatever relation or run it comes from."""
-    digest = hashlib.sha256(normalize(subject).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def split_of(subject: str, dev: float = 0.1, test: float = 0.2) -> str:
-    b = subject_bucket(subject)
-    return "test" if b < test else "dev" if b < test + dev else "train"
-
-
-def tidy(df: pd.DataFrame) -> pd.DataFrame:
-    """Order columns, fix dtypes and sort rows so equal fact sets compare equal."""
-    df = df.copy()
-    df["answers"] = df["answers"].map(lambda a: [str(x) for x in a])
-    df["answer"] = df["answers"].map(lambda a: a[0])
-    df["popularity"] = pd.to_numeric(df["popularity"], errors="coerce").astype(float)
-    df["ood"] = df["ood"].astype(bool)
-    return df[COLUMNS].sort_values(["relation", "split", "id"]).reset_index(drop=True)
-
-
-def load_entityquestions(folder: str | Path) -> pd.DataFrame:
-    """Read the published EntityQuestions files (``<relation>.<split>.json``, anywhere under
-    ``folder``), each a JSON list of ``{"question": ..., "answers": [...]}``."""
+def _eq_files(folder: str | Path) -> list[Path]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FactFileError(f"EntityQuestions folder {str(folder)!r} does not exist")
@@ -76,8 +45,31 @@ def load_entityquestions(folder: str | Path) -> pd.DataFrame:
     if not files:
         raise FactFileError(f"no EntityQuestions files (<relation>.<split>.json, e.g. "
                             f"P17.train.json) found under {str(folder)!r}")
+    return files
+
+
+def _fact_table(source: str) -> Path:
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FactFileError(f"fact table {source!r} does not exist")
+    return path
+
+
+def check_source(source: str) -> None:
+    """Refuse a fact source that is not there, before any stage runs."""
+    if source == "offline":
+        return
+    if Path(source).suffix == ".parquet":
+        _fact_table(source)
+    else:
+        _eq_files(source)
+
+
+def load_entityquestions(folder: str | Path) -> pd.DataFrame:
+    """Read the published EntityQuestions files (``<relation>.<split>.json``, anywhere under
+    ``folder``), each a JSON list of ``{"question": ..., "answers": [...]}``."""
     rows = []
-    for path in files:
+    for path in _eq_files(folder):
         relation, split = _EQ_FILE.match(path.name).groups()
         try:
             items = json.loads(path.read_text())
@@ -109,19 +101,15 @@ def load_entityquestions(folder: str | Path) -> pd.DataFrame:
 def load_facts(source: str = "offline") -> pd.DataFrame:
     """``offline`` (the built-in set), a folder of EntityQuestions files, or a fact table
     (``.parquet``) in the schema above."""
-    if source in ("offline", "", None):
-        from .offline_facts import build_offline_facts
+    if source == "offline":
         return build_offline_facts()
-    path = Path(source).expanduser()
-    if path.suffix == ".parquet":
-        if not path.is_file():
-            raise FactFileError(f"fact table {source!r} does not exist")
-        df = pd.read_parquet(path)
+    if Path(source).suffix == ".parquet":
+        df = pd.read_parquet(_fact_table(source))
         missing = set(COLUMNS) - set(df.columns)
         if missing:
             raise FactFileError(f"fact table {source!r} lacks columns {sorted(missing)}")
         return tidy(df)
-    return load_entityquestions(path)
+    return load_entityquestions(source)
 
 
 def select_relations(facts: pd.DataFrame, relations: list[str] | None) -> pd.DataFrame:
@@ -142,7 +130,7 @@ def _even_quota(total: int, groups: list[str]) -> dict[str, int]:
 
 
 def sample_study_set(facts: pd.DataFrame, n_train: int, n_dev: int, n_test: int,
-                     n_ood: int, seed: int = 0) -> pd.DataFrame:
+                     n_ood: int, *, seed: int) -> pd.DataFrame:
     """A smaller study set: ``n_train``/``n_dev``/``n_test`` in-distribution questions and
     ``n_ood`` out-of-distribution test questions, each spread evenly over relations
     (a relation with too few questions gives all it has). Deterministic given ``seed``."""
@@ -164,19 +152,18 @@ def exemplar_pool(facts: pd.DataFrame, study: pd.DataFrame) -> pd.DataFrame:
     return facts[(facts["split"] == "train") & ~facts["id"].isin(study["id"])]
 
 
-def run_stage(run_dir: str | Path, facts: str = "offline", relations: list[str] | None = None,
-              n_train: int = 240, n_dev: int = 48, n_test: int = 96, n_ood: int = 60,
-              seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Stage 1: load the fact set, keep ``relations``, sample the study set, and write both to
-    ``run_dir/facts/`` (``facts.parquet``, ``study.parquet``)."""
-    table = select_relations(load_facts(facts), relations)
-    study = sample_study_set(table, n_train, n_dev, n_test, n_ood, seed=seed)
+def run_stage(run_dir: str | Path, params) -> dict[str, pd.DataFrame]:
+    """Stage 1: load the fact set, keep the chosen relations, sample the study set, and write
+    both to the run folder (products ``facts`` and ``study``)."""
+    p = params.for_stage("facts")
+    table = select_relations(load_facts(p.facts), p.relations)
+    study = sample_study_set(table, p.n_train, p.n_dev, p.n_test, p.n_ood, seed=p.seed)
     if study.empty:
-        raise FactFileError(f"the study set drawn from {facts!r} is empty: check the sizes and "
-                            "that the fact set has train/test questions")
-    out = Path(run_dir) / "facts"
-    write_parquet(table, out / "facts.parquet")
-    write_parquet(study, out / "study.parquet")
+        raise FactFileError(f"the study set drawn from {p.facts!r} is empty: check the sizes "
+                            "and that the fact set has train/test questions")
+    run = RunFolder(run_dir)
+    write_parquet(table, run.path("facts"))
+    write_parquet(study, run.path("study"))
     return {"facts": table, "study": study}
 
 

@@ -1,5 +1,5 @@
 """Seaborn figures of the study. Each function takes a tidy table and returns a Figure; the
-notebooks save them with :func:`knowshift.io.save_figure` (PNG and SVG)."""
+notebooks save them with :func:`knowshift.files.save_figure` (PNG and SVG)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .slick import CATEGORIES
+from .schema import CATEGORIES, NATURAL
 
 PALETTE = dict(zip(CATEGORIES, ["#1a9850", "#91cf60", "#fc8d59", "#d73027"]))
 
@@ -124,7 +124,7 @@ def regression(points: pd.DataFrame, fits: dict):
 
 def category_heatmap(table: pd.DataFrame):
     """Test accuracy by test category for each category-pure fine-tuning set."""
-    order_rows = [f"D_{c}" for c in [*CATEGORIES, "Natural"]]
+    order_rows = [f"D_{c}" for c in [*CATEGORIES, NATURAL]]
     order_cols = [*CATEGORIES, "All"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, checkpoint in zip(axes, CHECKPOINT_ORDER):

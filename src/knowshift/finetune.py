@@ -19,37 +19,45 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from . import checkpoints
 from .errors import ParameterError
-from .evaluation import predict, score
-from .io import fingerprint, write_parquet
+from .evaluation import predict
+from .files import fingerprint, write_parquet
+from .finetune_sets import build_sets, eval_sets
+from .layout import RunFolder
 from .models import load_model, resolve_model
-from .slick import format_question
+from .params import check_config, default, from_params
+from .schema import format_question, format_target
+from .scoring import score
+
+# LoRA adapts every attention and MLP projection of a Llama-style model.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    method: str = "full"                 # "full" or "lora"
-    epochs: int = 8
-    learning_rate: float = 5e-5
-    batch_size: int = 8
-    weight_decay: float = 0.0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                     "up_proj", "down_proj")
-    eval_batch_size: int = 64
-    max_new_tokens: int = 16
-    seed: int = 0
+    """Fine-tuning settings; each field is the parameter of the same name (``knowshift
+    params``), with its declared default."""
+    method: str = default("method")                 # "full" or "lora"
+    epochs: int = default("epochs")
+    learning_rate: float = default("learning_rate")
+    ft_batch_size: int = default("ft_batch_size")
+    weight_decay: float = default("weight_decay")
+    lora_r: int = default("lora_r")
+    eval_batch_size: int = default("eval_batch_size")
+    max_new_tokens: int = default("max_new_tokens")
+    seed: int = default("seed")
 
     def __post_init__(self):
-        if self.method not in ("full", "lora"):
-            raise ParameterError(f"fine-tuning method must be 'full' or 'lora', got {self.method!r}")
-        for name in ("epochs", "batch_size", "lora_r", "eval_batch_size", "max_new_tokens"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ParameterError(f"fine-tuning parameter {name!r} must be a positive "
-                                     f"integer, got {getattr(self, name)!r}")
-        if not 0 < self.learning_rate < 1:
-            raise ParameterError(f"learning rate must be in (0, 1), got {self.learning_rate!r}")
+        check_config(self)
+
+    @property
+    def lora_alpha(self) -> int:
+        return 2 * self.lora_r
+
+    @classmethod
+    def from_params(cls, params) -> "FinetuneConfig":
+        return from_params(cls, params)
 
 
 def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
@@ -57,7 +65,7 @@ def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int
     out = []
     for q, t in zip(questions, targets):
         prompt = tok(format_question(q), add_special_tokens=True).input_ids
-        answer = tok(f" {t}\n", add_special_tokens=False).input_ids
+        answer = tok(format_target(t), add_special_tokens=False).input_ids
         out.append((prompt + answer, len(prompt)))
     return out
 
@@ -80,7 +88,7 @@ def prepare(model, config: FinetuneConfig):
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-            target_modules=list(config.lora_targets), task_type="CAUSAL_LM"))
+            target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM"))
     return model
 
 
@@ -105,7 +113,7 @@ def evaluate_epoch(model, tok, train: pd.DataFrame, held_out: dict[str, pd.DataF
     return pd.concat(frames, ignore_index=True)
 
 
-def train_variant(model_name: str, device: str | None, examples: pd.DataFrame,
+def train_variant(model_name: str, device: str, examples: pd.DataFrame,
                   held_out: dict[str, pd.DataFrame], config: FinetuneConfig,
                   progress: bool = True, desc: str = "") -> pd.DataFrame:
     """Fine-tune a fresh copy of the base model on ``examples`` and return per-question
@@ -119,7 +127,7 @@ def train_variant(model_name: str, device: str | None, examples: pd.DataFrame,
     optim = torch.optim.AdamW(params, lr=config.learning_rate,
                               weight_decay=config.weight_decay)
     order_rng = torch.Generator().manual_seed(config.seed)
-    steps = math.ceil(len(data) / config.batch_size)
+    steps = math.ceil(len(data) / config.ft_batch_size)
     results = []
     bar = tqdm(range(1, config.epochs + 1), desc=desc or "epochs", unit="epoch",
                disable=not progress, leave=False)
@@ -128,7 +136,8 @@ def train_variant(model_name: str, device: str | None, examples: pd.DataFrame,
         order = torch.randperm(len(data), generator=order_rng).tolist()
         losses = []
         for s in range(steps):
-            batch = [data[i] for i in order[s * config.batch_size:(s + 1) * config.batch_size]]
+            size = config.ft_batch_size
+            batch = [data[i] for i in order[s * size:(s + 1) * size]]
             ids, mask, labels = (t.to(model.device) for t in collate(batch, tok.pad_token_id))
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
@@ -147,7 +156,7 @@ def train_variant(model_name: str, device: str | None, examples: pd.DataFrame,
 
 
 def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_name: str,
-                 device: str | None, config: FinetuneConfig, out_dir: str | Path,
+                 device: str, config: FinetuneConfig, out_dir: str | Path,
                  progress: bool = True) -> pd.DataFrame:
     """Train every variant in ``sets`` (resumable: one results file per finished variant,
     keyed by the model, the set's examples and the config)."""
@@ -172,56 +181,31 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
     return pd.concat(frames, ignore_index=True)
 
 
-def run_stage(run_dir: str | Path, model: str = "default", device: str | None = "auto",
-              d_size: int = 48, unknown_shares: list[float] = (0, 0.25, 0.5, 0.75, 1.0),
-              pure_size: int = 20, pure_categories: list[str] = (),
-              mitigation_shares: list[float] = (), method: str = "full",
-              learning_rate: float = 1e-4, epochs: int = 5, ft_batch_size: int = 8,
-              lora_r: int = 16, seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Stage 3: build the fine-tuning sets from ``run_dir/slick/slick.parquet``, fine-tune a
-    fresh base model on each, and write ``run_dir/finetune/``: ``sets.parquet``,
-    ``results.parquet`` (per question and epoch), ``metrics.parquet`` (per variant and epoch)
-    and ``checkpoints.parquet`` (EARLY_STOP and CONVERGENCE per variant)."""
-    from . import checkpoints as cps
-    from .finetune_sets import build_sets, eval_sets
-
-    run_dir = Path(run_dir)
-    slick_path = run_dir / "slick" / "slick.parquet"
-    if not slick_path.is_file():
-        raise ParameterError(f"{slick_path} is missing: run stage 2 (slick) first")
-    table = pd.read_parquet(slick_path)
+def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Stage 3: build the fine-tuning sets from the SliCK table, fine-tune a fresh base model
+    on each, and write the products ``sets``, ``results`` (per question and epoch),
+    ``metrics`` (per variant and epoch) and ``checkpoints`` (EARLY_STOP and CONVERGENCE per
+    variant)."""
+    p = params.for_stage("finetune")
+    run = RunFolder(run_dir)
+    table = run.read("slick")
     held_out = eval_sets(table)
     empty = [name for name, df in held_out.items() if df.empty]
     if empty:
         raise ParameterError(f"the study set has no {' / '.join(empty)} questions; EARLY_STOP "
                              "needs dev questions and the analyses need test and OOD ones "
                              "(raise n_dev / n_test / n_ood)")
-    sets = build_sets(table, d_size, list(unknown_shares), pure_size, list(pure_categories),
-                      list(mitigation_shares), seed=seed)
-    config = FinetuneConfig(method=method, epochs=epochs, learning_rate=float(learning_rate),
-                            batch_size=ft_batch_size, lora_r=lora_r, lora_alpha=2 * lora_r,
-                            seed=seed)
-    out = run_dir / "finetune"
-    write_parquet(sets, out / "sets.parquet")
-    results = run_variants(sets, held_out, model, device, config, out / "cache",
-                           progress=progress)
+    sets = build_sets(table, p.d_size, list(p.unknown_shares), p.pure_size,
+                      list(p.pure_categories), list(p.mitigation_shares), seed=p.seed)
+    write_parquet(sets, run.path("sets"))
+    results = run_variants(sets, held_out, p.model, p.device, FinetuneConfig.from_params(p),
+                           run.cache("finetune"), progress=progress)
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")
-    metrics = cps.per_epoch(results).join(meta, on="variant")
+    metrics = checkpoints.per_epoch(results).join(meta, on="variant")
     metrics["d_size"] = metrics["variant"].map(sets.groupby("variant").size())
-    selected = cps.select(metrics)
-    write_parquet(results, out / "results.parquet")
-    write_parquet(metrics, out / "metrics.parquet")
-    write_parquet(selected, out / "checkpoints.parquet")
+    selected = checkpoints.select(metrics)
+    write_parquet(results, run.path("results"))
+    write_parquet(metrics, run.path("metrics"))
+    write_parquet(selected, run.path("checkpoints"))
     return {"sets": sets, "results": results, "metrics": metrics, "checkpoints": selected}
-
-
-def load_outputs(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """The finetune stage's tables, for the analysis stages."""
-    out = Path(run_dir) / "finetune"
-    missing = [n for n in ("results", "metrics", "checkpoints")
-               if not (out / f"{n}.parquet").is_file()]
-    if missing:
-        raise ParameterError(f"{out} lacks {missing}: run stage 3 (finetune) first")
-    return {n: pd.read_parquet(out / f"{n}.parquet")
-            for n in ("sets", "results", "metrics", "checkpoints")}

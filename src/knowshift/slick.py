@@ -25,31 +25,32 @@ from tqdm.auto import tqdm
 from .answers import is_correct
 from .errors import ParameterError
 from .facts import exemplar_pool
+from .files import fingerprint, write_json, write_parquet
 from .generation import complete
-from .io import fingerprint, write_json, write_parquet
-from .models import model_identity
-
-CATEGORIES = ["HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"]
-KNOWN = CATEGORIES[:3]
+from .layout import RunFolder
+from .models import load_model, model_identity
+from .params import check_config, default, from_params
+from .schema import CATEGORIES, KNOWN, format_exemplars, format_question
 
 
 @dataclass(frozen=True)
 class SlickConfig:
-    n_exemplar_sets: int = 10     # N_ex in the paper
-    k_shot: int = 4
-    n_samples: int = 16           # sampled answers per exemplar set at T > 0
-    temperature: float = 0.5
-    max_new_tokens: int = 16      # hard cap; each question also stops after its longest answer
-    batch_size: int = 32
-    seed: int = 0
+    """SliCK's settings; each field is the parameter of the same name (``knowshift params``),
+    with its declared default."""
+    n_exemplar_sets: int = default("n_exemplar_sets")     # N_ex in the paper
+    k_shot: int = default("k_shot")
+    n_samples: int = default("n_samples")                 # sampled answers per set at T > 0
+    temperature: float = default("temperature")
+    max_new_tokens: int = default("max_new_tokens")       # hard cap; see _budgets
+    batch_size: int = default("batch_size")
+    seed: int = default("seed")
 
     def __post_init__(self):
-        for name in ("n_exemplar_sets", "k_shot", "n_samples", "max_new_tokens", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ParameterError(f"SliCK parameter {name!r} must be a positive integer, "
-                                     f"got {getattr(self, name)!r}")
-        if not 0 < self.temperature <= 2:
-            raise ParameterError(f"SliCK temperature must be in (0, 2], got {self.temperature!r}")
+        check_config(self)
+
+    @classmethod
+    def from_params(cls, params) -> "SlickConfig":
+        return from_params(cls, params)
 
 
 def categorize(p_greedy: float, p_sample: float | None) -> str:
@@ -71,14 +72,6 @@ def draw_exemplar_sets(pool: pd.DataFrame, relation: str, n_sets: int, k: int,
                              f"the study set; {k}-shot exemplars need at least {k}")
     rng = np.random.default_rng([seed, zlib.crc32(relation.encode())])
     return [rows.iloc[rng.choice(len(rows), size=k, replace=False)] for _ in range(n_sets)]
-
-
-def format_exemplars(exemplars: pd.DataFrame) -> str:
-    return "".join(f"Q: {q}\nA: {a}\n\n" for q, a in zip(exemplars["question"], exemplars["answer"]))
-
-
-def format_question(question: str) -> str:
-    return f"Q: {question}\nA:"
 
 
 def _budgets(tok, answers: pd.Series, cap: int) -> list[int]:
@@ -108,7 +101,7 @@ class SlickCache:
 
 
 def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
-                    config: SlickConfig = SlickConfig(), cache_dir: str | Path = "slick-cache",
+                    config: SlickConfig, cache_dir: str | Path,
                     progress: bool = True) -> pd.DataFrame:
     """Run SliCK on every question of ``study``; exemplars come from ``facts``' train split
     (minus the study questions). Returns ``study`` with P_correct, category and predictions."""
@@ -126,7 +119,8 @@ def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
     budget = {r: _budgets(tok, g["answers"], config.max_new_tokens) for r, g in groups.items()}
 
     def run_chunk(relation, index, rows, budgets, temperature, n):
-        preds = complete(model, tok, format_exemplars(sets[relation][index]),
+        exemplars = sets[relation][index]
+        preds = complete(model, tok, format_exemplars(exemplars["question"], exemplars["answer"]),
                          [format_question(q) for q in rows["question"]],
                          temperature=temperature, num_samples=n, max_new_tokens=budgets,
                          batch_size=config.batch_size,
@@ -184,26 +178,15 @@ def category_mix(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     return wide.div(wide.sum(axis=1), axis=0).assign(n=wide.sum(axis=1))
 
 
-def run_stage(run_dir: str | Path, model: str = "default", device: str | None = "auto",
-              n_exemplar_sets: int = 10, k_shot: int = 4, n_samples: int = 16,
-              temperature: float = 0.5, max_new_tokens: int = 16, batch_size: int = 32,
-              seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Stage 2: label the study set of stage 1 (``run_dir/facts``) with the base ``model`` and
-    write ``run_dir/slick/slick.parquet``. Finished chunks in ``run_dir/slick/cache`` are
-    reused, so a rerun after an interruption only does the rest."""
-    from .models import load_model
-
-    run_dir = Path(run_dir)
-    study_path = run_dir / "facts" / "study.parquet"
-    if not study_path.is_file():
-        raise ParameterError(f"{study_path} is missing: run stage 1 (facts) first")
-    study = pd.read_parquet(study_path)
-    facts = pd.read_parquet(run_dir / "facts" / "facts.parquet")
-    config = SlickConfig(n_exemplar_sets=n_exemplar_sets, k_shot=k_shot, n_samples=n_samples,
-                         temperature=float(temperature), max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, seed=seed)
-    net, tok = load_model(model, device=device)
-    table = label_questions(net, tok, study, facts, config, run_dir / "slick" / "cache",
-                            progress=progress)
-    write_parquet(table, run_dir / "slick" / "slick.parquet")
+def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFrame:
+    """Stage 2: label the study set of stage 1 with the base model and write the product
+    ``slick``. Finished chunks in the stage's cache are reused, so a rerun after an
+    interruption only does the rest."""
+    p = params.for_stage("slick")
+    run = RunFolder(run_dir)
+    study, facts = run.read("study"), run.read("facts")
+    net, tok = load_model(p.model, p.device)
+    table = label_questions(net, tok, study, facts, SlickConfig.from_params(p),
+                            run.cache("slick"), progress=progress)
+    write_parquet(table, run.path("slick"))
     return table

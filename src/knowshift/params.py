@@ -1,0 +1,310 @@
+"""Every parameter of the study, declared once: its default, type, allowed values, meaning and
+the stages that read it.
+
+The defaults *are* the workshop profile (the README's CPU run). A profile (a YAML file in
+``knowshift/profiles`` or anywhere) holds only what differs from them, the way nanoGPT's
+``config/*.py`` files override ``train.py``'s globals; command-line overrides (``-p name=value``)
+and a notebook's ``overrides`` come last. Unknown names and wrong types or values are refused
+with one message naming the parameter. The stage configs (:class:`knowshift.slick.SlickConfig`,
+:class:`knowshift.finetune.FinetuneConfig`), ``knowshift params``, the pipeline's stamps and the
+notebooks all read this table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import ParameterError
+from .schema import CATEGORIES, NATURAL
+
+
+# ----------------------------------------------------------------------------------- rules
+def at_least(low: int) -> Callable[[Any], str | None]:
+    return lambda v: None if v >= low else f"must be >= {low}"
+
+
+def between(low: float, high: float) -> Callable[[Any], str | None]:
+    """Open at ``low``, closed at ``high``."""
+    return lambda v: None if low < v <= high else f"must be in ({low:g}, {high:g}]"
+
+
+def one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else f"must be one of {list(choices)}"
+
+
+def shares(v) -> str | None:
+    if not v:
+        return "must list at least one share"
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+               for x in v):
+        return "must be a list of shares in [0, 1]"
+    return None
+
+
+def names(choices: tuple[str, ...] | None = None) -> Callable[[Any], str | None]:
+    def rule(v):
+        if v is None:
+            return None
+        if not all(isinstance(x, str) and x for x in v):
+            return "must be a list of names"
+        bad = [x for x in v if choices is not None and x not in choices]
+        return f"has unknown name(s) {bad}; use {list(choices)}" if bad else None
+    return rule
+
+
+def non_empty(v) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    types: tuple[type, ...]
+    help: str
+    stages: tuple[str, ...]
+    rule: Callable[[Any], str | None] | None = None
+
+
+DEFAULT_PROFILE = "workshop"      # the profile whose values are the defaults below
+MODEL_STAGES = ("slick", "finetune", "audit")
+SLICK_STAGES = ("slick", "audit")
+NONE = type(None)
+
+SCHEMA: dict[str, Param] = {
+    # the model and the facts
+    "model": Param("default", (str,), "'default' (embedded SmolLM2-135M), a local folder of "
+                   "safetensors, or a hub id", MODEL_STAGES, non_empty),
+    "device": Param("auto", (str,), "'auto' (CUDA if present, else CPU), 'cpu' or 'cuda'",
+                    MODEL_STAGES, one_of("auto", "cpu", "cuda")),
+    "facts": Param("offline", (str,), "'offline', an EntityQuestions folder, or a fact table "
+                   "(.parquet)", ("facts",), non_empty),
+    # Relations the 135M model partly knows (places, capitals, languages) beside ones it
+    # mostly does not (birthplaces, directors), so that every SliCK category has train
+    # questions for the category-pure sets; the last five are out-of-distribution.
+    "relations": Param(("P17", "P131", "P36", "P364", "P495", "P54", "P19", "P57", "P30",
+                        "P413", "P136", "P1412", "P20"), (list, tuple, NONE),
+                       "relation ids to keep (null: all)", ("facts",), names()),
+    "n_train": Param(320, (int,), "in-distribution train questions in the study set",
+                     ("facts",), at_least(0)),
+    "n_dev": Param(40, (int,), "in-distribution dev questions in the study set", ("facts",),
+                   at_least(0)),
+    "n_test": Param(96, (int,), "in-distribution test questions in the study set", ("facts",),
+                    at_least(0)),
+    "n_ood": Param(60, (int,), "out-of-distribution test questions in the study set",
+                   ("facts",), at_least(0)),
+    "seed": Param(0, (int,), "seed of every random choice",
+                  ("facts", "slick", "finetune", "audit"), at_least(0)),
+    # SliCK: fewer exemplar sets and samples than the paper (10 and 16) to fit a CPU; the
+    # categories are the same, P_correct is coarser.
+    "n_exemplar_sets": Param(4, (int,), "N_ex: random k-shot exemplar sets per question",
+                             SLICK_STAGES, at_least(1)),
+    "k_shot": Param(4, (int,), "exemplars per prompt", SLICK_STAGES, at_least(1)),
+    "n_samples": Param(4, (int,), "sampled answers per exemplar set at T > 0", SLICK_STAGES,
+                       at_least(1)),
+    "temperature": Param(0.5, (float,), "sampling temperature for P_correct(T > 0)",
+                         SLICK_STAGES, between(0, 2)),
+    "max_new_tokens": Param(16, (int,), "hard cap on generated answer tokens",
+                            MODEL_STAGES, at_least(1)),
+    "batch_size": Param(48, (int,), "rows per generate call in SliCK", SLICK_STAGES,
+                        at_least(1)),
+    # fine-tuning: |D| = 48, full fine-tuning, evaluated after each of 5 epochs (measured:
+    # Known examples fitted by epoch 2-3, Unknown ones by epoch 4-5 at this learning rate)
+    "d_size": Param(48, (int,), "|D|: examples in each Known/Unknown mix", ("finetune",),
+                    at_least(1)),
+    "unknown_shares": Param((0, 0.25, 0.5, 0.75, 1.0), (list, tuple),
+                            "shares of Unknown examples to sweep, e.g. [0, 0.5, 1]",
+                            ("finetune",), shares),
+    "pure_size": Param(16, (int,), "examples in each category-pure set", ("finetune",),
+                       at_least(0)),
+    "pure_categories": Param((*CATEGORIES, NATURAL), (list, tuple),
+                             "category-pure sets to train (SliCK categories or Natural)",
+                             ("finetune",), names((*CATEGORIES, NATURAL))),
+    "mitigation_shares": Param((0.5,), (list, tuple), "mixes to repeat with Unknown filtered "
+                               "out and relabelled IDK", ("finetune",),
+                               lambda v: None if not v else shares(v)),
+    "method": Param("full", (str,), "'full' fine-tuning or 'lora'", ("finetune",),
+                    one_of("full", "lora")),
+    "learning_rate": Param(1e-4, (float,), "AdamW learning rate", ("finetune",),
+                           lambda v: None if 0 < v < 1 else "must be in (0, 1)"),
+    "weight_decay": Param(0.0, (float,), "AdamW weight decay", ("finetune",), at_least(0)),
+    "epochs": Param(5, (int,), "fine-tuning epochs (evaluated after each)", ("finetune",),
+                    at_least(1)),
+    "ft_batch_size": Param(8, (int,), "fine-tuning batch size", ("finetune",), at_least(1)),
+    "lora_r": Param(16, (int,), "LoRA rank (method: lora; alpha is 2 x rank)", ("finetune",),
+                    at_least(1)),
+    "eval_batch_size": Param(64, (int,), "rows per generate call when evaluating fine-tuned "
+                             "models", ("finetune",), at_least(1)),
+    # stage 8: audit a held-out slice of the fact set, as a user would audit their own file
+    "audit_size": Param(60, (int,), "held-out questions the audit walk-through (stage 8) "
+                        "audits", ("audit",), at_least(0)),
+}
+
+
+def default(name: str) -> Any:
+    """The declared default of parameter ``name`` (for stage config dataclasses)."""
+    return SCHEMA[name].default
+
+
+def check(name: str, value: Any) -> Any:
+    """``value`` as parameter ``name`` holds it (lists as tuples, ints as floats where a float
+    is asked for); raises :class:`ParameterError` naming the parameter if it does not fit."""
+    if name not in SCHEMA:
+        raise ParameterError(f"unknown parameter {name!r}; known: {sorted(SCHEMA)}")
+    p = SCHEMA[name]
+    if float in p.types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, p.types):
+        wanted = " or ".join("null" if t is NONE else t.__name__ for t in p.types)
+        raise ParameterError(f"parameter {name!r} ({p.help}) must be {wanted}, got "
+                             f"{type(value).__name__} {value!r}")
+    if isinstance(value, list):
+        value = tuple(value)
+    problem = p.rule(value) if p.rule else None
+    if problem:
+        raise ParameterError(f"parameter {name!r} {problem}, got {_plain(value)!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Tuples back to lists, for YAML, JSON and papermill."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+class Params(Mapping):
+    """A complete, checked set of parameters: the defaults, then ``values`` over them.
+    Read as a mapping (``params["d_size"]``) or by attribute (``params.d_size``)."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None, _names=None):
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(SCHEMA))
+        if unknown:
+            raise ParameterError(f"unknown parameter(s) {unknown}; known: {sorted(SCHEMA)}")
+        self._names = tuple(SCHEMA if _names is None else _names)
+        self._values = {n: check(n, values[n]) if n in values else SCHEMA[n].default
+                        for n in self._names}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            if name in SCHEMA:
+                raise ParameterError(f"parameter {name!r} is not declared for this stage "
+                                     "(add the stage to its entry in knowshift.params.SCHEMA)")
+            raise KeyError(name)
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __contains__(self, name) -> bool:
+        return name in self._values
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Params({self.differences()})"
+
+    def for_stage(self, stage: str) -> "Params":
+        """Only the parameters ``stage`` declares it reads: reading another one is an error, so
+        a stage cannot depend on a value its stamp does not record."""
+        return Params(self._values, _names=[n for n in self._names if stage in SCHEMA[n].stages])
+
+    def plain(self) -> dict[str, Any]:
+        """Every value as YAML/JSON holds it (lists, not tuples)."""
+        return {n: _plain(v) for n, v in self._values.items()}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per parameter: its value, its default and what it means (for notebooks)."""
+        return [{"parameter": n, "value": _plain(v), "default": _plain(SCHEMA[n].default),
+                 "meaning": SCHEMA[n].help} for n, v in self._values.items()]
+
+    def differences(self) -> dict[str, Any]:
+        """The values that differ from the defaults."""
+        return {n: _plain(v) for n, v in self._values.items() if v != SCHEMA[n].default}
+
+
+def from_params(cls, params: Mapping[str, Any]):
+    """A stage config dataclass whose fields are parameters, filled from ``params``."""
+    return cls(**{f.name: params[f.name] for f in fields(cls)})
+
+
+def check_config(config) -> None:
+    """Check every field of a stage config dataclass against the schema (each field is a
+    parameter of the same name)."""
+    for f in fields(config):
+        value = check(f.name, getattr(config, f.name))
+        if value != getattr(config, f.name) or type(value) is not type(getattr(config, f.name)):
+            object.__setattr__(config, f.name, value)
+
+
+# --------------------------------------------------------------------------------- profiles
+def profile_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("knowshift.profiles").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def read_profile(name_or_path: str | Path) -> dict[str, Any]:
+    """A profile's own entries (its differences from the defaults), checked: by name
+    (``smoke``, ``workshop``, ``paper``) or by path to a YAML file."""
+    text_name = str(name_or_path)
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ParameterError(f"profile file {text_name!r} does not exist")
+        text = path.read_text()
+    elif text_name in profile_names():
+        text = resources.files("knowshift.profiles").joinpath(f"{text_name}.yaml").read_text()
+    else:
+        raise ParameterError(f"unknown profile {text_name!r}; known: {profile_names()} "
+                             "or a path to a .yaml file")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ParameterError(f"profile {text_name!r} is not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ParameterError(f"profile {text_name!r} must be a mapping of parameters")
+    return {k: check(k, v) for k, v in data.items()}
+
+
+def resolve(profile: str | Path = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None
+            ) -> Params:
+    """The defaults, then ``profile``'s differences, then ``overrides``: the parameters of a
+    run, checked."""
+    return Params(read_profile(profile) | dict(overrides or {}))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``name=value`` from the command line; the value is read as YAML (``5``, ``null``,
+    ``[P17, P36]``) and then checked. Text parameters keep the text as typed."""
+    if "=" not in text:
+        raise ParameterError(f"override {text!r} must look like name=value")
+    name, raw = text.split("=", 1)
+    if name in SCHEMA and SCHEMA[name].types == (str,):
+        return name, check(name, raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ParameterError(f"override {text!r}: cannot read value ({err})") from err
+    return name, check(name, value)
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(name, type, default, meaning) per parameter, for ``knowshift params``."""
+    out = []
+    for name, p in SCHEMA.items():
+        types = "/".join("null" if t is NONE else t.__name__ for t in p.types if t is not tuple)
+        out.append((name, types, yaml.safe_dump(_plain(p.default), default_flow_style=True)
+                    .strip().removesuffix("...").strip(), p.help))
+    return out
