@@ -1,11 +1,15 @@
-"""EARLY_STOP/CONVERGENCE selection, the regression and IDK scoring, on data with known answers."""
+"""EARLY_STOP/CONVERGENCE selection, the analysis stages, the regression and IDK scoring, on small
+hand-made tables with known answers."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from knowshift.checkpoints import convergence_epoch, early_stop_epoch, per_epoch, select
-from knowshift.evaluation import is_abstention, score, summarize
+from knowshift.scoring import is_abstention, score, summarize
+from knowshift.categories import accuracy_by_category
+from knowshift.dynamics import epochs_to_fit, fit_curves
+from knowshift.mitigations import compare
 from knowshift.regression import coefficient_table, fit
 
 
@@ -72,3 +76,81 @@ def test_idk_answers_are_abstentions_not_errors():
     assert stats["accuracy"] == pytest.approx(1 / 3)         # abstention counts as not correct
     assert stats["answer_rate"] == pytest.approx(2 / 3)
     assert stats["accuracy_answered"] == pytest.approx(1 / 2)
+
+
+def _train_rows(variant, share, epoch, known_correct, unknown_correct):
+    rows = [{"known": True, "correct": bool(c)} for c in known_correct]
+    rows += [{"known": False, "correct": bool(c)} for c in unknown_correct]
+    return pd.DataFrame(rows).assign(variant=variant, unknown_share=share, epoch=epoch,
+                                     set="train", kind="mix")
+
+
+def test_fit_curves_and_epochs_to_fit():
+    results = pd.concat([
+        _train_rows("mix_50%", 0.5, 1, [1, 1, 0, 1], [0, 0, 0, 0]),
+        _train_rows("mix_50%", 0.5, 2, [1, 1, 1, 1], [1, 0, 0, 0]),
+        _train_rows("mix_50%", 0.5, 3, [1, 1, 1, 1], [1, 1, 1, 1]),
+        _train_rows("mix_0%", 0.0, 1, [1, 1, 1, 1], []),
+        # rows of other sets and kinds are not part of the curves
+        _train_rows("pure_Unknown", 1.0, 1, [], [1, 1]).assign(kind="pure"),
+        _train_rows("mix_50%", 0.5, 1, [0, 0], []).assign(set="test"),
+    ])
+    curves = fit_curves(results).set_index(["variant", "epoch", "subset"])["train_accuracy"]
+    assert curves["mix_50%", 1, "Known"] == 0.75 and curves["mix_50%", 1, "Unknown"] == 0.0
+    assert curves["mix_50%", 2, "Unknown"] == 0.25 and curves["mix_0%", 1, "Known"] == 1.0
+    assert "pure_Unknown" not in curves.index.get_level_values("variant")
+    first = epochs_to_fit(fit_curves(results), threshold=0.9).set_index("variant")
+    assert first.loc["mix_50%", "Known"] == 2 and first.loc["mix_50%", "Unknown"] == 3
+    assert first.loc["mix_0%", "Known"] == 1 and np.isnan(first.loc["mix_0%", "Unknown"])
+
+
+def _test_rows(variant, epoch, by_category, set_name="test", abstained=None):
+    rows = [{"slick_category": c, "correct": bool(x)} for c, xs in by_category.items()
+            for x in xs]
+    df = pd.DataFrame(rows).assign(variant=variant, epoch=epoch, set=set_name)
+    df["abstained"] = False if abstained is None else abstained
+    return df
+
+
+def test_accuracy_by_category_reads_each_checkpoint_epoch():
+    results = pd.concat([
+        _test_rows("pure_MaybeKnown", 1, {"HighlyKnown": [1, 1], "Unknown": [0, 0]}),
+        _test_rows("pure_MaybeKnown", 2, {"HighlyKnown": [1, 0], "Unknown": [0, 1]}),
+        _test_rows("mix_50%", 1, {"HighlyKnown": [0, 0], "Unknown": [0, 0]}),
+    ])
+    checkpoints = pd.DataFrame([
+        {"variant": "pure_MaybeKnown", "kind": "pure", "category": "MaybeKnown",
+         "checkpoint": "EARLY_STOP", "epoch": 1},
+        {"variant": "pure_MaybeKnown", "kind": "pure", "category": "MaybeKnown",
+         "checkpoint": "CONVERGENCE", "epoch": 2},
+        {"variant": "mix_50%", "kind": "mix", "category": None, "checkpoint": "EARLY_STOP",
+         "epoch": 1}])
+    table = accuracy_by_category(results, checkpoints).set_index(
+        ["train_set", "checkpoint", "test_category"])
+    assert set(table.index.get_level_values("train_set")) == {"D_MaybeKnown"}
+    assert table.loc[("D_MaybeKnown", "EARLY_STOP", "HighlyKnown"), "accuracy"] == 1.0
+    assert table.loc[("D_MaybeKnown", "EARLY_STOP", "All"), "accuracy"] == 0.5
+    assert table.loc[("D_MaybeKnown", "CONVERGENCE", "Unknown"), "accuracy"] == 0.5
+    assert table.loc[("D_MaybeKnown", "CONVERGENCE", "All"), "n"] == 4
+
+
+def test_mitigations_compare_plain_filtered_and_idk_at_the_same_share():
+    results = pd.concat([
+        _test_rows("mix_50%", 2, {"x": [1, 0, 0, 0]}),
+        _test_rows("filtered_50%", 1, {"x": [1, 1, 0, 0]}),
+        _test_rows("idk_50%", 3, {"x": [1, 0, 0, 0]}, abstained=[False, True, True, False]),
+        _test_rows("idk_50%", 3, {"x": [0, 0]}, set_name="ood", abstained=[True, True]),
+        _test_rows("mix_25%", 1, {"x": [1, 1, 1, 1]}),
+    ])
+    cp = pd.DataFrame([
+        {"variant": v, "kind": k, "unknown_share": s, "checkpoint": "EARLY_STOP", "epoch": e}
+        for v, k, s, e in [("mix_50%", "mix", 0.5, 2), ("filtered_50%", "filtered", 0.5, 1),
+                           ("idk_50%", "idk", 0.5, 3), ("mix_25%", "mix", 0.25, 1)]])
+    table = compare(results, cp).set_index(["kind", "set"])
+    assert "mix_25%" not in set(table["variant"])            # no mitigation at 25 %
+    assert table.loc[("mix", "test"), "accuracy"] == 0.25
+    assert table.loc[("filtered", "test"), "accuracy"] == 0.5
+    idk = table.loc[("idk", "test")]
+    assert (idk["accuracy"], idk["answer_rate"], idk["accuracy_answered"]) == (0.25, 0.5, 0.5)
+    assert table.loc[("idk", "ood"), "answer_rate"] == 0.0
+    assert np.isnan(table.loc[("idk", "ood"), "accuracy_answered"])

@@ -6,10 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-from knowshift import audit, cli
-from knowshift.errors import ParameterError
-from knowshift.finetune_sets import IDK_ANSWER
-from knowshift.slick import CATEGORIES, SlickConfig
+from knowshift import audit, audit_data, audit_effect, cli
+from knowshift.errors import DataFileError, ParameterError
+from knowshift.schema import CATEGORIES, IDK_ANSWER
+from knowshift.slick import SlickConfig
 
 
 def _jsonl(path, rows):
@@ -28,8 +28,8 @@ def test_every_bad_jsonl_row_is_reported_with_its_line(tmp_path):
         {"question": "Who directed Y?"},
         "[1, 2]\n",
         {"question": "Which country is Lyon located in?", "answers": ["France"]}])
-    with pytest.raises(audit.DataFileError) as err:
-        audit.read_examples(path)
+    with pytest.raises(DataFileError) as err:
+        audit_data.read_examples(path)
     message = str(err.value)
     assert "5 bad row(s)" in message
     for expected in ("line 2: not valid JSON", "line 3: empty or missing question",
@@ -43,25 +43,25 @@ def test_csv_and_parquet_rows_and_columns(tmp_path):
     csv = tmp_path / "d.csv"
     csv.write_text("question,answers,topic\nWhat is the capital of Peru?,Lima,geo\n"
                    "Where is Toledo?,Ohio|OH,geo\n,x,geo\n")
-    with pytest.raises(audit.DataFileError, match="line 4: empty or missing question"):
-        audit.read_examples(csv)
+    with pytest.raises(DataFileError, match="line 4: empty or missing question"):
+        audit_data.read_examples(csv)
     csv.write_text("question,answers,topic\nWhat is the capital of Peru?,Lima,geo\n"
                    "Where is Toledo?,Ohio|OH,geo\n")
-    table = audit.read_examples(csv)
+    table = audit_data.read_examples(csv)
     assert table["answers"].tolist() == [["Lima"], ["Ohio", "OH"]]
     assert table["line"].tolist() == [2, 3] and table["topic"].tolist() == ["geo", "geo"]
     pd.DataFrame({"question": ["Q1?", "Q2?"], "answer": ["A", None]}).to_parquet(
         tmp_path / "d.parquet")
-    with pytest.raises(audit.DataFileError, match="row 2: empty or missing answer"):
-        audit.read_examples(tmp_path / "d.parquet")
+    with pytest.raises(DataFileError, match="row 2: empty or missing answer"):
+        audit_data.read_examples(tmp_path / "d.parquet")
     (tmp_path / "noq.csv").write_text("prompt,answer\nx,y\n")
-    with pytest.raises(audit.DataFileError, match="no 'question' column"):
-        audit.read_examples(tmp_path / "noq.csv")
+    with pytest.raises(DataFileError, match="no 'question' column"):
+        audit_data.read_examples(tmp_path / "noq.csv")
     (tmp_path / "d.txt").write_text("q")
-    with pytest.raises(audit.DataFileError, match="unknown format '.txt'"):
-        audit.read_examples(tmp_path / "d.txt")
-    with pytest.raises(audit.DataFileError, match="does not exist"):
-        audit.read_examples(tmp_path / "missing.jsonl")
+    with pytest.raises(DataFileError, match="unknown format '.txt'"):
+        audit_data.read_examples(tmp_path / "d.txt")
+    with pytest.raises(DataFileError, match="does not exist"):
+        audit_data.read_examples(tmp_path / "missing.jsonl")
 
 
 def test_cli_reports_a_bad_file_as_one_error(tmp_path, capsys):
@@ -72,7 +72,7 @@ def test_cli_reports_a_bad_file_as_one_error(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------- recommendation
-PAPER = audit.study_fit("paper")
+PAPER = audit_effect.study_fit("paper")
 
 
 @pytest.mark.parametrize("known, unknown, action", [
@@ -81,31 +81,31 @@ PAPER = audit.study_fit("paper")
     (0.9, 0.1, "stop early"),       # -0.8 points: below a point
     (1.0, 0.0, "stop early")])
 def test_recommendation_follows_the_paper_fit(known, unknown, action):
-    effect = audit.expected_effect(PAPER, known, unknown)
+    effect = audit_effect.expected_effect(PAPER, known, unknown)
     assert effect["unknown_effect"] == pytest.approx(-8.3 * unknown)
     assert effect["predicted_accuracy"] == pytest.approx(36.9 + 7.3 * known - 8.3 * unknown)
-    rec = audit.recommend(effect)
+    rec = audit_effect.recommend(effect)
     assert rec["action"] == action
     assert f"{unknown:.0%} of the examples are Unknown" in rec["reason"]
 
 
 def test_an_uncertain_effect_only_asks_for_early_stopping():
     fit = dict(PAPER, b_unk=-6.0, b_unk_ci=[-14.0, 2.0])
-    rec = audit.recommend(audit.expected_effect(fit, 0.5, 0.5))
+    rec = audit_effect.recommend(audit_effect.expected_effect(fit, 0.5, 0.5))
     assert rec["action"] == "stop early" and "not clearly harmful" in rec["reason"]
     fit = dict(PAPER, b_unk=-6.0, b_unk_ci=[-10.0, -2.0])
-    effect = audit.expected_effect(fit, 0.5, 0.5)
+    effect = audit_effect.expected_effect(fit, 0.5, 0.5)
     assert effect["unknown_effect_ci"] == [-5.0, -1.0]
-    assert audit.recommend(effect)["action"] == "filter"
+    assert audit_effect.recommend(effect)["action"] == "filter"
 
 
 def test_study_fit_from_a_run_has_intervals(smoke_run, tmp_path):
     run_dir, _ = smoke_run
-    fit = audit.study_fit(run_dir)
+    fit = audit_effect.study_fit(run_dir)
     lo, hi = fit["b_unk_ci"]
     assert lo <= fit["b_unk"] <= hi and str(run_dir.resolve()) in fit["source"]
     with pytest.raises(ParameterError, match="not a finished knowshift run"):
-        audit.study_fit(tmp_path)
+        audit_effect.study_fit(tmp_path)
 
 
 # ---------------------------------------------------------------------------------- a real audit
@@ -125,8 +125,8 @@ def small_file(tmp_path_factory, offline_facts):
 def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_path):
     config = SlickConfig(n_exemplar_sets=2, k_shot=2, n_samples=2, batch_size=16)
     out = tmp_path / "out"
-    report = audit.run(small_file, "default", out, group_by=["topic"], study="paper",
-                       config=config, device="cpu", progress=False)
+    report = audit.run(small_file, "default", "cpu", config, out, group_by=["topic"],
+                       study="paper", progress=False)
     assert report["n_examples"] == 14
     assert sum(v["n"] for v in report["mix"].values()) == 14
     assert set(report["by_group"]["topic"]) == {"capitals", "baseball"}
@@ -144,8 +144,8 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
     assert html.count("data:image/png;base64,") == 2
 
     # the files keep the input's format and columns and read back with the same schema
-    filtered = audit.read_examples(out / "filtered.jsonl")
-    idk = audit.read_examples(out / "idk.jsonl")
+    filtered = audit_data.read_examples(out / "filtered.jsonl")
+    idk = audit_data.read_examples(out / "idk.jsonl")
     assert list(json.loads((out / "idk.jsonl").read_text().splitlines()[0])) == [
         "question", "answers", "topic"]
     assert sorted(filtered["question"]) == sorted(examples.loc[examples["known"], "question"])
@@ -155,16 +155,16 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
         assert relabelled[row["question"]] == expected
 
     # expected effect and recommendation are the functions of the measured mix
-    effect = audit.expected_effect(PAPER, float(examples["known"].mean()),
+    effect = audit_effect.expected_effect(PAPER, float(examples["known"].mean()),
                                    1 - float(examples["known"].mean()))
     assert report["expected_effect"]["unknown_effect"] == pytest.approx(effect["unknown_effect"])
-    assert report["recommendation"] == audit.recommend(effect)
+    assert report["recommendation"] == audit_effect.recommend(effect)
 
     # resumable: a second run reuses every cached SliCK chunk and gives the same labels
     chunks = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("set*.parquet")}
     assert chunks
-    again = audit.run(small_file, "default", out, group_by=["topic"], study="paper",
-                      config=config, device="cpu", progress=False)
+    again = audit.run(small_file, "default", "cpu", config, out, group_by=["topic"],
+                      study="paper", progress=False)
     assert {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("set*.parquet")} == chunks
     assert again["mix"] == report["mix"]
 
@@ -172,6 +172,6 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
 def test_too_few_examples_for_exemplars_is_explained(tmp_path, default_model):
     path = _jsonl(tmp_path / "tiny.jsonl", [{"question": f"Q{i}?", "answer": "A"}
                                             for i in range(3)])
-    with pytest.raises(audit.DataFileError, match="needs at least 8 examples per relation"):
-        audit.label(audit.read_examples(path), *default_model, SlickConfig(k_shot=4),
+    with pytest.raises(DataFileError, match="needs at least 8 examples per relation"):
+        audit.label(audit_data.read_examples(path), *default_model, SlickConfig(k_shot=4),
                     tmp_path / "cache")

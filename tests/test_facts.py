@@ -4,8 +4,9 @@ import pytest
 from conftest import DATA
 from knowshift.answers import normalize
 from knowshift.errors import FactFileError, UnknownRelationError
-from knowshift.facts import (COLUMNS, load_entityquestions, load_facts, sample_study_set,
-                             select_relations, split_of)
+from knowshift.facts import (load_entityquestions, load_facts, sample_study_set,
+                             select_relations)
+from knowshift.schema import COLUMNS, split_of
 from knowshift.offline_facts import (ATTRIBUTION, MAX_ANSWER_SHARE, answer_in_question,
                                      cap_skew)
 
@@ -68,7 +69,12 @@ def test_offline_fact_set(offline_facts):
     assert (top_share <= MAX_ANSWER_SHARE + 0.01).all()
     assert set(f["source"]) <= set(ATTRIBUTION)
     assert f.loc[f["relation"] == "P36", "popularity"].notna().all()
-    assert load_facts("offline").equals(f)                     # deterministic
+
+
+def test_offline_fact_set_is_rebuilt_identically(offline_facts):
+    """Built again from the packages' data, not from the in-memory copy."""
+    from knowshift.offline_facts import build_offline_facts
+    assert build_offline_facts(cached=False).equals(offline_facts)
 
 
 def test_answer_in_question_and_skew_cap():

@@ -36,7 +36,7 @@ def _unknown_facts(offline_facts, n=8):
 @pytest.mark.parametrize("method, lr", [("full", 3e-4), ("lora", 3e-3)])
 def test_a_variant_learns_its_training_set(offline_facts, method, lr):
     examples = _unknown_facts(offline_facts)
-    config = FinetuneConfig(method=method, epochs=6, learning_rate=lr, batch_size=4, seed=0)
+    config = FinetuneConfig(method=method, epochs=6, learning_rate=lr, ft_batch_size=4, seed=0)
     rows = train_variant("default", "cpu", examples, {}, config, progress=False)
     acc = rows[rows["set"] == "train"].groupby("epoch")["correct"].mean()
     assert acc.iloc[0] <= 0.25                      # new facts: not known at first
@@ -48,7 +48,7 @@ def test_a_variant_learns_its_training_set(offline_facts, method, lr):
 def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
     examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix",
                                                        unknown_share=1.0, category=None)
-    config = FinetuneConfig(epochs=1, batch_size=4)
+    config = FinetuneConfig(epochs=1, ft_batch_size=4)
     first = run_variants(examples, {}, "default", "cpu", config, tmp_path, progress=False)
     files = list((tmp_path / "variants").iterdir())
     stamp = files[0].stat().st_mtime_ns
@@ -59,7 +59,7 @@ def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
 
 
 def test_bad_finetune_config_is_one_clear_error():
-    with pytest.raises(ParameterError, match="'full' or 'lora'"):
+    with pytest.raises(ParameterError, match=r"'method' must be one of \['full', 'lora'\]"):
         FinetuneConfig(method="qlora")
-    with pytest.raises(ParameterError, match="'epochs' must be a positive integer"):
+    with pytest.raises(ParameterError, match="'epochs' must be >= 1"):
         FinetuneConfig(epochs=0)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from knowshift.errors import ModelNotFoundError
+from knowshift.errors import DeviceUnavailableError, ModelNotFoundError
 from knowshift.models import load_model, model_identity, pick_device, resolve_model
 
 
@@ -26,14 +26,14 @@ def test_local_folder_loads_like_a_user_model(default_model):
 
 def test_missing_model_paths_are_one_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        load_model(str(tmp_path / "no-such-model"))
+        load_model(str(tmp_path / "no-such-model"), "cpu")
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
-        load_model(str(tmp_path))
+        load_model(str(tmp_path), "cpu")
 
 
 def test_device_choice():
     assert pick_device("cpu") == (torch.device("cpu"), torch.float32)
     if not torch.cuda.is_available():
         assert pick_device("auto")[0].type == "cpu"
-        with pytest.raises(ModelNotFoundError, match="CUDA is not available"):
+        with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
             pick_device("cuda")

@@ -7,37 +7,66 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from knowshift import cli, pipeline
-from knowshift.config import load_profile, parse_override
-from knowshift.errors import ParameterError
+from knowshift.errors import (FactFileError, MissingStageOutputError, ModelNotFoundError,
+                              ParameterError)
+from knowshift.layout import STAGES, RunFolder
+from knowshift.slick import run_stage as slick_stage
+from knowshift.params import resolve
 
 
 def test_notebooks_run_and_write_their_outputs(smoke_run):
     run_dir, log = smoke_run
-    for stage in pipeline.STAGES:
-        assert all((run_dir / o).is_file() for o in stage.outputs)
-        nb = json.loads((run_dir / "notebooks" / stage.notebook).read_text())
+    run = RunFolder(run_dir)
+    for stage in STAGES:
+        assert all(p.is_file() for p in run.required(stage.name)), stage.name
+        nb = json.loads(run.notebook(stage.name).read_text())
         assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
-    slick_nb = (run_dir / "notebooks" / "02_slick.ipynb").read_text()
+    slick_nb = run.notebook("slick").read_text()
     assert "image/png" in slick_nb and "HighlyKnown" in slick_nb
-    assert (run_dir / "slick" / "figures" / "category_mix.svg").is_file()
-    index = run_dir / "book" / "html" / "index.html"
-    assert log == [f"[knowshift] {s.name}: done -> {run_dir / 'notebooks' / s.notebook}"
-                   for s in pipeline.STAGES] + [f"[knowshift] book: done -> {index}"]
+    assert run.figure("category_mix").with_suffix(".svg").is_file()
+    stamp = json.loads(run.stamp("finetune").read_text())
+    assert stamp["params"]["d_size"] == 4 and "n_train" not in stamp["params"]
+    assert log == [f"[knowshift] {s.name}: done -> {run.notebook(s.name)}" for s in STAGES] + [
+        f"[knowshift] book: done -> {run.book_index()}"]
 
 
 def test_current_stages_are_skipped_and_force_reruns(smoke_run):
     run_dir, _ = smoke_run
-    table = run_dir / "slick" / "slick.parquet"
+    run = RunFolder(run_dir)
+    table = run.path("slick")
     before = table.stat().st_mtime_ns
     log = []
     pipeline.run("smoke", run_dir, log=log.append)
-    index = run_dir / "book" / "html" / "index.html"
-    assert log == [f"[knowshift] {s.name}: current, skipped" for s in pipeline.STAGES] + [
-        f"[knowshift] book: current, skipped -> {index}"]
+    assert log == [f"[knowshift] {s.name}: current, skipped" for s in STAGES] + [
+        f"[knowshift] book: current, skipped -> {run.book_index()}"]
     assert table.stat().st_mtime_ns == before
     log = []
     pipeline.run("smoke", run_dir, stages=["facts"], force=True, log=log.append)
-    assert log == [f"[knowshift] facts: done -> {run_dir / 'notebooks' / '01_facts.ipynb'}"]
+    assert log == [f"[knowshift] facts: done -> {run.notebook('facts')}"]
+
+
+def test_a_stamp_file_counts_only_by_its_recorded_stamp(smoke_run):
+    run_dir, _ = smoke_run
+    stamp_file = RunFolder(run_dir).stamp("facts")
+    record = json.loads(stamp_file.read_text())
+    # a file that merely mentions the stamp somewhere else is not current
+    stamp_file.write_text(json.dumps({"stage": "facts", "stamp": "0" * 16,
+                                      "note": record["stamp"]}))
+    log = []
+    pipeline.run("smoke", run_dir, stages=["facts"], log=log.append)
+    assert log == [f"[knowshift] facts: done -> {RunFolder(run_dir).notebook('facts')}"]
+    assert json.loads(stamp_file.read_text())["stamp"] == record["stamp"]
+
+
+def test_a_product_rewritten_since_its_stamp_makes_the_stage_stale(smoke_run):
+    """E.g. a notebook run by hand with other parameters into the same folder."""
+    run_dir, _ = smoke_run
+    points = RunFolder(run_dir).path("points")
+    points.write_bytes(points.read_bytes())
+    log = []
+    pipeline.run("smoke", run_dir, stages=["regression"], log=log.append)
+    assert log[-1] == f"[knowshift] regression: done -> {RunFolder(run_dir).notebook('regression')}"
+    assert all(line.endswith("current, skipped") for line in log[:-1])
 
 
 def test_bad_parameters_fail_before_anything_is_touched(smoke_run, capsys):
@@ -54,22 +83,27 @@ def test_bad_parameters_fail_before_anything_is_touched(smoke_run, capsys):
     assert {p: p.read_text() for p in (run_dir / ".stamps").iterdir()} == stamps
 
 
+def test_missing_sources_fail_before_the_first_stage(tmp_path):
+    """A model path or fact folder that is not there stops the run before stage 1 writes."""
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        pipeline.run("smoke", tmp_path, overrides={"model": str(tmp_path / "no-model")})
+    with pytest.raises(FactFileError, match="EntityQuestions folder .* does not exist"):
+        pipeline.run("smoke", tmp_path, overrides={"facts": str(tmp_path / "no-eq")})
+    with pytest.raises(ParameterError, match="profile file .* does not exist"):
+        pipeline.run(str(tmp_path / "mine.yaml"), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stage_without_its_upstream_names_the_stage_to_run(tmp_path):
+    with pytest.raises(MissingStageOutputError, match=r"run stage 1 \(facts\) first"):
+        slick_stage(tmp_path, resolve("smoke"))
+
+
 def test_notebook_rejects_a_bad_parameter_itself(tmp_path):
     with pytest.raises(PapermillExecutionError, match="ParameterError"):
         papermill.execute_notebook(str(pipeline.notebooks_dir() / "01_facts.ipynb"),
                                    str(tmp_path / "out.ipynb"), kernel_name="python3",
-                                   parameters={"run_dir": str(tmp_path), "n_train": "x"},
+                                   parameters={"run_dir": str(tmp_path),
+                                               "overrides": {"n_train": "x"}},
                                    progress_bar=False)
     assert not (tmp_path / "facts").exists()
-
-
-def test_profiles_and_overrides():
-    smoke = load_profile("smoke")
-    assert smoke["model"] == "default" and smoke["n_exemplar_sets"] == 2
-    assert load_profile("paper")["n_exemplar_sets"] == 10
-    assert parse_override("relations=[P17, P36]") == ("relations", ["P17", "P36"])
-    assert parse_override("model=./my-model") == ("model", "./my-model")
-    with pytest.raises(ParameterError, match="name=value"):
-        parse_override("n_train")
-    with pytest.raises(ParameterError, match="unknown parameter 'lr'"):
-        parse_override("lr=3")

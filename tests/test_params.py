@@ -1,0 +1,141 @@
+"""The parameter schema: every rule refuses what it should, profiles hold only differences, the
+stage configs and the notebooks follow the declared defaults."""
+
+import ast
+import json
+from importlib import resources
+
+import pytest
+import yaml
+
+from knowshift import params as P
+from knowshift.errors import ParameterError
+from knowshift.finetune import FinetuneConfig
+from knowshift.layout import STAGES
+from knowshift.pipeline import notebooks_dir
+from knowshift.slick import SlickConfig
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("n_train", "many", r"'n_train' \(.*\) must be int, got str 'many'"),
+    ("n_train", -1, "'n_train' must be >= 0, got -1"),
+    ("n_train", True, "must be int, got bool True"),
+    ("n_exemplar_sets", 0, "'n_exemplar_sets' must be >= 1"),
+    ("seed", -3, "'seed' must be >= 0"),
+    ("temperature", 0, r"'temperature' must be in \(0, 2\]"),
+    ("temperature", 2.5, r"'temperature' must be in \(0, 2\]"),
+    ("learning_rate", 1.5, r"'learning_rate' must be in \(0, 1\)"),
+    ("weight_decay", -0.1, "'weight_decay' must be >= 0"),
+    ("device", "gpu", r"'device' must be one of \['auto', 'cpu', 'cuda'\]"),
+    ("method", "qlora", r"'method' must be one of \['full', 'lora'\]"),
+    ("model", "  ", "'model' must not be empty"),
+    ("facts", 3, "'facts' .* must be str"),
+    ("relations", ["P17", 3], "'relations' must be a list of names"),
+    ("relations", "P17", "must be list or tuple or null"),
+    ("pure_categories", ["Famous"], r"unknown name\(s\) \['Famous'\]"),
+    ("unknown_shares", [], "must list at least one share"),
+    ("unknown_shares", [0, 1.5], r"must be a list of shares in \[0, 1\]"),
+    ("mitigation_shares", [True], r"must be a list of shares in \[0, 1\]"),
+    ("d_size", 0, "'d_size' must be >= 1"),
+    ("lr", 0.1, "unknown parameter 'lr'"),
+])
+def test_every_rule_refuses_what_it_should(name, value, message):
+    with pytest.raises(ParameterError, match=message):
+        P.check(name, value)
+
+
+def test_checked_values_take_one_form():
+    assert P.check("temperature", 1) == 1.0 and isinstance(P.check("temperature", 1), float)
+    assert P.check("relations", ["P17", "P36"]) == ("P17", "P36")
+    assert P.check("relations", None) is None
+    assert P.check("mitigation_shares", []) == ()            # no mitigation variants
+
+
+def test_every_default_passes_its_own_rule():
+    for name, p in P.SCHEMA.items():
+        assert P.check(name, p.default) == p.default, name
+        assert p.stages and set(p.stages) <= {s.name for s in STAGES}, name
+
+
+def test_overrides_from_the_command_line():
+    assert P.parse_override("relations=[P17, P36]") == ("relations", ("P17", "P36"))
+    assert P.parse_override("model=./my-model") == ("model", "./my-model")
+    assert P.parse_override("model=123") == ("model", "123")   # text parameters stay text
+    assert P.parse_override("relations=null") == ("relations", None)
+    with pytest.raises(ParameterError, match="name=value"):
+        P.parse_override("n_train")
+    with pytest.raises(ParameterError, match="unknown parameter 'lr'"):
+        P.parse_override("lr=3")
+
+
+def test_params_merge_defaults_profile_and_overrides():
+    smoke = P.resolve("smoke", {"epochs": 3})
+    assert smoke.n_exemplar_sets == 2 and smoke.epochs == 3 and smoke["k_shot"] == 4
+    assert P.resolve("paper").n_exemplar_sets == 10
+    assert P.resolve("workshop") == P.Params()
+    with pytest.raises(ParameterError, match=r"unknown parameter\(s\) \['lr'\]"):
+        P.Params({"lr": 1})
+    with pytest.raises(ParameterError, match="unknown profile 'tiny'"):
+        P.resolve("tiny")
+
+
+def test_a_stage_reads_only_what_it_declares():
+    facts = P.Params().for_stage("facts")
+    assert set(facts) == {"facts", "relations", "n_train", "n_dev", "n_test", "n_ood", "seed"}
+    assert "model" not in facts and "seed" in facts
+    with pytest.raises(ParameterError, match="'model' is not declared for this stage"):
+        facts.model
+
+
+def test_a_profile_file_is_checked(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: five\n")
+    with pytest.raises(ParameterError, match="'epochs'.*must be int"):
+        P.resolve(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ParameterError, match="must be a mapping"):
+        P.resolve(bad)
+    good = tmp_path / "mine.yaml"
+    good.write_text("d_size: 96\n")
+    assert P.resolve(good).d_size == 96
+
+
+def test_profiles_hold_only_differences_from_the_defaults():
+    for name in P.profile_names():
+        text = resources.files("knowshift.profiles").joinpath(f"{name}.yaml").read_text()
+        entries = yaml.safe_load(text) or {}
+        repeated = [k for k, v in entries.items() if P.check(k, v) == P.SCHEMA[k].default]
+        assert not repeated, f"profile {name} repeats the defaults of {repeated}"
+    # the workshop profile is the defaults
+    assert P.read_profile("workshop") == {}
+
+
+def test_stage_configs_follow_the_schema():
+    assert SlickConfig() == SlickConfig.from_params(P.Params())
+    assert FinetuneConfig() == FinetuneConfig.from_params(P.Params())
+    for config in (SlickConfig(), FinetuneConfig()):
+        for field, value in vars(config).items():
+            assert value == P.SCHEMA[field].default, field
+    with pytest.raises(ParameterError, match="'k_shot' must be >= 1"):
+        SlickConfig(k_shot=0)
+
+
+def _parameters_cell(notebook):
+    nb = json.loads(notebook.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {t.targets[0].id: ast.literal_eval(t.value) for t in tree.body}
+
+
+def test_notebooks_run_the_workshop_profile_by_default():
+    """Opened in Jupyter and run top to bottom, a notebook runs what `knowshift run` runs: its
+    parameters cell names the workshop profile and its run folder, and sets no parameter."""
+    for stage in STAGES:
+        cell = _parameters_cell(notebooks_dir() / stage.notebook)
+        assert cell["run_dir"] == "../runs/workshop", stage.notebook
+        reads_params = bool(P.Params().for_stage(stage.name))
+        expected = {"run_dir", "profile", "overrides"} if reads_params else {"run_dir"}
+        assert set(cell) == expected, stage.notebook
+        if reads_params:
+            assert cell["profile"] == "workshop" and cell["overrides"] == {}
+            assert P.resolve(cell["profile"], cell["overrides"]) == P.resolve("workshop")
