@@ -44,13 +44,13 @@ def main() -> None:
                            relabelled=False).reset_index(drop=True)
     n = len(examples) * args.epochs
 
-    config = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=5e-5)
+    config = FinetuneConfig(epochs=args.epochs, ft_batch_size=args.batch_size, learning_rate=5e-5)
     start = time.perf_counter()
     out = train_variant("default", "cpu", examples, {}, config, progress=False)
     ours_train = out.groupby("epoch")["train_seconds"].first().sum()
     ours_total = time.perf_counter() - start
 
-    model, tok = load_model("default", device="cpu")
+    model, tok = load_model("default", "cpu")
     data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
 
     def collator(batch):

@@ -19,8 +19,8 @@ from knowshift.facts import load_facts, sample_study_set
 from knowshift.generation import complete_naive, first_line, prompt_ids
 from knowshift.models import load_model
 from knowshift.facts import exemplar_pool
-from knowshift.slick import (SlickConfig, categorize, draw_exemplar_sets,
-                             format_exemplars, format_question, label_questions)
+from knowshift.schema import format_exemplars, format_question
+from knowshift.slick import SlickConfig, categorize, draw_exemplar_sets, label_questions
 
 
 def naive_label(net, tok, study, facts, config: SlickConfig) -> list[str]:
@@ -36,7 +36,7 @@ def naive_label(net, tok, study, facts, config: SlickConfig) -> list[str]:
         for _, row in group.iterrows():
             greedy = sampled = 0
             for exemplars in sets:
-                prefix = format_exemplars(exemplars)
+                prefix = format_exemplars(exemplars["question"], exemplars["answer"])
                 pred = complete_naive(net, tok, prefix, [format_question(row["question"])],
                                       max_new_tokens=config.max_new_tokens)[0]
                 greedy += is_correct(pred, row["answers"])
@@ -60,7 +60,7 @@ def main() -> None:
     facts = load_facts("offline")
     study = sample_study_set(facts, args.questions // 2, 0, args.questions // 2, 0, seed=0)
     config = SlickConfig(n_exemplar_sets=args.sets, n_samples=args.samples, batch_size=48)
-    net, tok = load_model("default", device="cpu")
+    net, tok = load_model("default", "cpu")
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
