@@ -127,7 +127,8 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
     optim = torch.optim.AdamW(params, lr=config.learning_rate,
                               weight_decay=config.weight_decay)
     order_rng = torch.Generator().manual_seed(config.seed)
-    steps = math.ceil(len(data) / config.ft_batch_size)
+    size = config.ft_batch_size
+    steps = math.ceil(len(data) / size)
     results = []
     bar = tqdm(range(1, config.epochs + 1), desc=desc or "epochs", unit="epoch",
                disable=not progress, leave=False)
@@ -136,7 +137,6 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         order = torch.randperm(len(data), generator=order_rng).tolist()
         losses = []
         for s in range(steps):
-            size = config.ft_batch_size
             batch = [data[i] for i in order[s * size:(s + 1) * size]]
             ids, mask, labels = (t.to(model.device) for t in collate(batch, tok.pad_token_id))
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss

@@ -5,7 +5,7 @@ all ask :class:`RunFolder` for a path by its product name; none spells a path it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MissingStageOutputError
@@ -28,7 +28,6 @@ class Stage:
     products: dict[str, str]
     figures: tuple[str, ...] = ()
     cache: str | None = None          # a folder of finished chunks, kept between runs
-    extra: dict[str, str] = field(default_factory=dict)   # written, but not required
 
 
 STAGES = (
@@ -108,7 +107,8 @@ class RunFolder:
         return path
 
     def read(self, product: str):
-        """A parquet product as a DataFrame (see :meth:`require`)."""
+        """A parquet product as a DataFrame (see :meth:`require`). pandas is imported here so
+        that the layout, at the bottom of the package, costs nothing to import."""
         import pandas as pd
         return pd.read_parquet(self.require(product))
 
