@@ -69,6 +69,15 @@ def test_a_product_rewritten_since_its_stamp_makes_the_stage_stale(smoke_run):
     assert all(line.endswith("current, skipped") for line in log[:-1])
 
 
+def test_stage_kernels_run_without_transport_noise(smoke_run, capfd):
+    """Stage kernels use local IPC sockets: no warning about unencrypted TCP in the terminal."""
+    run_dir, _ = smoke_run
+    capfd.readouterr()
+    pipeline.run("smoke", run_dir, stages=["regression"], force=True, log=lambda _: None)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "TCP" not in err
+
+
 def test_bad_parameters_fail_before_anything_is_touched(smoke_run, capsys):
     run_dir, _ = smoke_run
     stamps = {p: p.read_text() for p in (run_dir / ".stamps").iterdir()}

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
+from traitlets.config import Config
 
 from . import facts, models
 from .book import build, sources_dir
@@ -157,6 +159,15 @@ def build_book(folder: RunFolder, upstream: str, source: str, force: bool = Fals
     return index
 
 
+def _kernel_config(sockets: str) -> Config:
+    """The stage kernel talks to papermill over local IPC sockets in ``sockets`` where the OS
+    has them: no open TCP ports, and no warning that they are unencrypted."""
+    if os.name != "posix":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc",
+                                     "ip": os.path.join(sockets, "kernel")}})
+
+
 def _execute(nb_in: Path, folder: RunFolder, parameters: dict) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -166,9 +177,10 @@ def _execute(nb_in: Path, folder: RunFolder, parameters: dict) -> None:
     tmp = out_dir / f".{nb_in.name}.tmp.ipynb"
     failed = out_dir / f"{nb_in.stem}.failed.ipynb"
     try:
-        papermill.execute_notebook(str(nb_in), str(tmp), parameters=parameters,
-                                   kernel_name="python3", progress_bar=False,
-                                   cwd=str(nb_in.parent))
+        with tempfile.TemporaryDirectory(prefix="knowshift-kernel-") as sockets:
+            papermill.execute_notebook(str(nb_in), str(tmp), parameters=parameters,
+                                       kernel_name="python3", progress_bar=False,
+                                       cwd=str(nb_in.parent), config=_kernel_config(sockets))
     except PapermillExecutionError as err:
         os.replace(tmp, failed)
         raise StageFailedError(f"{nb_in.name} failed: {err.ename}: {err.evalue} "
