@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                             "runs/workshop if finished, else the paper's Table 1; 'paper' "
                             "forces the paper's)")
     for flag, name in AUDIT_FLAGS.items():
-        kind = {"device": str, "temperature": float}.get(name, int)
-        audit.add_argument(f"--{flag}", type=kind, dest=name,
+        audit.add_argument(f"--{flag}", type=SCHEMA[name].types[0], dest=name,
                            help=f"{SCHEMA[name].help} (default: the profile's)")
     sub.add_parser("params", help="list the parameters a profile may set")
     args = parser.parse_args(argv)

@@ -243,10 +243,8 @@ def from_params(cls, params: Mapping[str, Any]):
 def check_config(config) -> None:
     """Check every field of a stage config dataclass against the schema (each field is a
     parameter of the same name)."""
-    for f in fields(config):
-        value = check(f.name, getattr(config, f.name))
-        if value != getattr(config, f.name) or type(value) is not type(getattr(config, f.name)):
-            object.__setattr__(config, f.name, value)
+    for f in fields(config):         # frozen: store the checked form (e.g. 1 -> 1.0)
+        object.__setattr__(config, f.name, check(f.name, getattr(config, f.name)))
 
 
 # --------------------------------------------------------------------------------- profiles

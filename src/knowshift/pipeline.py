@@ -2,8 +2,9 @@
 
 A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fingerprint of its
 parameters, its notebook, the knowshift source and the stamps of the stages before it, and its
-products are the ones it recorded (same size and modification time). Everything a run will need (the parameters, the profile, the model and fact
-sources, the device) is checked before the first stage runs. Executed notebooks land in the
+products are the ones it recorded (same size and modification time). Everything a run will
+need (the parameters, the profile, the model and fact sources, the device) is checked before
+the first stage runs. Executed notebooks land in the
 run's ``notebooks/`` folder; a failed one is kept as ``<name>.failed.ipynb`` and nothing
 already written is touched."""
 
