@@ -33,7 +33,10 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q
 
+# Three speed ratios, each measured side by side in one run (see benchmarks/*.py); ~15 min.
 bench: setup
+	$(BIN)/python benchmarks/finetune_throughput.py
+	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/slick_throughput.py
 
 clean:

@@ -22,7 +22,7 @@ def _threads():
 @pytest.fixture(scope="session")
 def default_model():
     from knowshift.models import load_model
-    return load_model("default", device="cpu")
+    return load_model("default", "cpu", "fp32")
 
 
 @pytest.fixture(scope="session")

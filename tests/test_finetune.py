@@ -2,10 +2,17 @@
 
 import pandas as pd
 import pytest
+import torch
 
+from knowshift.evaluation import predict
 from knowshift.facts import select_relations
-from knowshift.finetune import FinetuneConfig, collate, encode, run_variants, train_variant
+from knowshift.finetune import (FinetuneConfig, answer_loss, collate, encode, make_optimizer,
+                                run_variants, train_epoch, train_variant)
 from knowshift.errors import ParameterError
+from knowshift.generation import complete_naive
+from knowshift.models import load_model
+from knowshift.schema import format_question
+from knowshift.scoring import score
 
 
 def test_loss_is_on_the_answer_only(default_model):
@@ -21,6 +28,42 @@ def test_loss_is_on_the_answer_only(default_model):
     # pad == eos for SmolLM2: the answer's own end is still learned, padding is not
     assert tok.pad_token_id == tok.eos_token_id
     assert mask.sum().item() == sum(len(s) for s, _ in data)
+
+
+def test_answer_loss_is_the_models_own_loss(default_model):
+    net, tok = default_model
+    data = encode(tok, ["What is the capital of Kenya?", "Who directed the film Alien?",
+                        "Which country is Lyon in?"], ["Nairobi", "Ridley Scott", "France"])
+    ids, mask, labels = collate(data, tok.pad_token_id)
+    with torch.no_grad():
+        ours = answer_loss(net, ids, mask, labels)
+        theirs = net(input_ids=ids, attention_mask=mask, labels=labels).loss
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+def test_fast_evaluation_answers_as_plain_generate_on_a_fine_tuned_model(offline_facts):
+    """The per-epoch evaluation path (length-sorted batches, finished rows dropped) gives the
+    answers, hence the correctness flags, of one plain greedy ``generate`` per question, on a
+    model whose answers fine-tuning has changed."""
+    examples = _unknown_facts(offline_facts)
+    model, tok = load_model("default", "cpu", "fp32")
+    config = FinetuneConfig(epochs=3, learning_rate=3e-4, ft_batch_size=4)
+    data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
+    optim = make_optimizer(model, config)
+    model.train()
+    for _ in range(config.epochs):
+        train_epoch(model, optim, data, list(range(len(data))), 4, tok.pad_token_id)
+    held = offline_facts[offline_facts["split"] == "test"].sample(24, random_state=1)
+    questions = examples["question"].tolist() + held["question"].tolist()
+    answers = [[t] for t in examples["target"]] + [list(a) for a in held["answers"]]
+    fast = predict(model, tok, questions, batch_size=8, max_new_tokens=16)
+    model.eval()
+    plain = complete_naive(model, tok, "", [format_question(q) for q in questions],
+                           max_new_tokens=16)
+    assert fast == plain
+    flags = score(fast, answers)
+    assert flags["correct"].iloc[:len(examples)].mean() >= 0.5      # it learned its examples
+    pd.testing.assert_frame_equal(flags, score(plain, answers))
 
 
 def _unknown_facts(offline_facts, n=8):

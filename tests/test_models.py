@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from knowshift.errors import DeviceUnavailableError, ModelNotFoundError
-from knowshift.models import load_model, model_identity, pick_device, resolve_model
+from knowshift.models import autocast, load_model, model_identity, pick_device, resolve_model
 
 
 def test_default_model_is_the_packaged_smollm2(default_model):
@@ -16,7 +16,7 @@ def test_default_model_is_the_packaged_smollm2(default_model):
 
 def test_local_folder_loads_like_a_user_model(default_model):
     folder, identity = resolve_model("default")           # the converted safetensors cache
-    net, tok = load_model(folder, device="cpu")
+    net, tok = load_model(folder, "cpu", "fp32")
     ref, _ = default_model
     ids = torch.tensor([tok("Q: What is the capital of Kenya?\nA:").input_ids])
     with torch.no_grad():
@@ -26,14 +26,32 @@ def test_local_folder_loads_like_a_user_model(default_model):
 
 def test_missing_model_paths_are_one_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        load_model(str(tmp_path / "no-such-model"), "cpu")
+        load_model(str(tmp_path / "no-such-model"), "cpu", "fp32")
     with pytest.raises(ModelNotFoundError, match="has no config.json"):
-        load_model(str(tmp_path), "cpu")
+        load_model(str(tmp_path), "cpu", "fp32")
 
 
 def test_device_choice():
-    assert pick_device("cpu") == (torch.device("cpu"), torch.float32)
+    assert pick_device("cpu", "fp32") == (torch.device("cpu"), torch.float32, None)
     if not torch.cuda.is_available():
-        assert pick_device("auto")[0].type == "cpu"
+        assert pick_device("auto", "fp32")[0].type == "cpu"
         with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
-            pick_device("cuda")
+            pick_device("cuda", "bf16")
+
+
+def test_bf16_on_a_cpu_keeps_float32_weights_under_bf16_autocast():
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):
+            pick_device("cpu", "bf16")
+        return
+    assert pick_device("cpu", "bf16") == (torch.device("cpu"), torch.float32, torch.bfloat16)
+    net, _ = load_model("default", "cpu", "bf16")
+    assert net.dtype == torch.float32
+    layer = net.get_decoder().layers[0].self_attn.q_proj
+    with autocast(net):
+        out = layer(torch.ones(1, layer.in_features))
+    assert out.dtype == torch.bfloat16
+    fp32, _ = load_model("default", "cpu", "fp32")
+    with autocast(fp32):
+        assert fp32.get_decoder().layers[0].self_attn.q_proj(
+            torch.ones(1, layer.in_features)).dtype == torch.float32

@@ -7,8 +7,8 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from knowshift import cli, pipeline
-from knowshift.errors import (FactFileError, MissingStageOutputError, ModelNotFoundError,
-                              ParameterError)
+from knowshift.errors import (DeviceUnavailableError, FactFileError, MissingStageOutputError,
+                              ModelNotFoundError, ParameterError)
 from knowshift.layout import STAGES, RunFolder
 from knowshift.slick import run_stage as slick_stage
 from knowshift.params import resolve
@@ -116,3 +116,22 @@ def test_notebook_rejects_a_bad_parameter_itself(tmp_path):
                                                "overrides": {"n_train": "x"}},
                                    progress_bar=False)
     assert not (tmp_path / "facts").exists()
+
+
+def test_bf16_runs_end_to_end_on_the_smoke_profile(tmp_path):
+    """``precision: bf16`` (CPU autocast) runs every stage; on a CPU without native bf16 it is
+    refused before the first stage with the parameter to change."""
+    import torch
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):
+            pipeline.run("smoke", tmp_path, overrides={"precision": "bf16"}, book=False)
+        return
+    log = []
+    pipeline.run("smoke", tmp_path, overrides={"precision": "bf16"}, book=False,
+                 log=log.append)
+    run = RunFolder(tmp_path)
+    assert log == [f"[knowshift] {s.name}: done -> {run.notebook(s.name)}" for s in STAGES]
+    assert json.loads(run.stamp("finetune").read_text())["params"]["precision"] == "bf16"
+    assert set(run.read("slick")["category"].dropna().astype(str)) <= {
+        "HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
+    assert run.read("checkpoints")["test_accuracy"].between(0, 1).all()

@@ -85,7 +85,7 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
         group_by.insert(0, "relation")
     fit = study_fit(study)  # fail on a bad study folder before any model work
     out_dir = Path(out_dir or audit_folder(data))
-    net, tok = load_model(model, device)
+    net, tok = load_model(model, device, config.precision)
     columns = examples.attrs["columns"]
     labelled = label(examples, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
                      progress=progress)

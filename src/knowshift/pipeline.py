@@ -79,7 +79,7 @@ def check_sources(params: Params, stages: list[str]) -> None:
     if "model" in needed:
         models.check_source(params.model)
     if "device" in needed:
-        models.pick_device(params.device)
+        models.pick_device(params.device, params.precision)
 
 
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,

@@ -26,7 +26,7 @@ from .answers import is_correct
 from .errors import ParameterError
 from .facts import exemplar_pool
 from .files import fingerprint, write_json, write_parquet
-from .generation import complete
+from .generation import complete_many
 from .layout import RunFolder
 from .models import load_model, model_identity
 from .params import check_config, default, from_params
@@ -43,6 +43,7 @@ class SlickConfig:
     temperature: float = default("temperature")
     max_new_tokens: int = default("max_new_tokens")       # hard cap; see _budgets
     batch_size: int = default("batch_size")
+    precision: str = default("precision")
     seed: int = default("seed")
 
     def __post_init__(self):
@@ -91,13 +92,30 @@ class SlickCache:
     def path(self, mode: str, relation: str, index: int) -> Path:
         return self.dir / mode / relation / f"set{index:03d}.parquet"
 
-    def get_or_run(self, mode: str, relation: str, index: int, run) -> pd.DataFrame:
-        path = self.path(mode, relation, index)
-        if path.is_file():
-            return pd.read_parquet(path)
-        df = run()
-        write_parquet(df, path)
-        return df
+    def get_or_run(self, mode: str, chunks: list[tuple[str, int]], run) -> list[pd.DataFrame]:
+        """The tables of ``chunks`` (relation, exemplar set), read if all are on disk, else
+        computed together by ``run()`` (the same tables: a block is deterministic) and the
+        missing ones written, one file per chunk; finished files are left as they are."""
+        paths = [self.path(mode, r, i) for r, i in chunks]
+        if not all(p.is_file() for p in paths):
+            for df, path in zip(run(), paths):
+                if not path.is_file():
+                    write_parquet(df, path)
+        return [pd.read_parquet(p) for p in paths]
+
+
+def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
+           ) -> list[list[tuple[str, int]]]:
+    """Consecutive chunks grouped until a group holds at least ``size`` rows, so that small
+    relations share batches (fixed by the chunk list alone: a resumed run batches alike)."""
+    out, current, n = [], [], 0
+    for chunk in chunks:
+        current.append(chunk)
+        n += rows[chunk[0]]
+        if n >= size:
+            out.append(current)
+            current, n = [], 0
+    return out + ([current] if current else [])
 
 
 def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
@@ -118,38 +136,43 @@ def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
     groups = {r: study[study["relation"] == r] for r in relations}
     budget = {r: _budgets(tok, g["answers"], config.max_new_tokens) for r, g in groups.items()}
 
-    def run_chunk(relation, index, rows, budgets, temperature, n):
-        exemplars = sets[relation][index]
-        preds = complete(model, tok, format_exemplars(exemplars["question"], exemplars["answer"]),
-                         [format_question(q) for q in rows["question"]],
-                         temperature=temperature, num_samples=n, max_new_tokens=budgets,
-                         batch_size=config.batch_size,
-                         seed=config.seed * 100_003 + index * 1_009 + zlib.crc32(relation.encode()))
-        return pd.DataFrame({"id": rows["id"].tolist(), "predictions": preds,
-                             "n_correct": [sum(is_correct(p, a) for p in ps)
-                                           for ps, a in zip(preds, rows["answers"])]})
+    def run_block(block, questions, temperature, n):
+        """Answers for every chunk of ``block``, the questions of a relation given by
+        ``questions[relation]`` (a mask over its rows), in shared batches."""
+        prompts = []
+        for r, i in block:
+            exemplars, keep = sets[r][i], questions[r]
+            prompts.append((format_exemplars(exemplars["question"], exemplars["answer"]),
+                            [format_question(q) for q in groups[r]["question"][keep]],
+                            [b for b, k in zip(budget[r], keep) if k],
+                            config.seed * 100_003 + i * 1_009 + zlib.crc32(r.encode())))
+        answers = complete_many(model, tok, prompts, temperature=temperature, num_samples=n,
+                                batch_size=config.batch_size)
+        return [pd.DataFrame({"id": groups[r]["id"][questions[r]].tolist(), "predictions": preds,
+                              "n_correct": [sum(is_correct(p, a) for p in ps) for ps, a in
+                                            zip(preds, groups[r]["answers"][questions[r]])]})
+                for (r, _), preds in zip(block, answers)]
 
-    chunks = [(r, i) for r in relations for i in range(config.n_exemplar_sets)]
-    greedy = []
-    for r, i in tqdm(chunks, desc="SliCK greedy (T=0)", disable=not progress):
-        greedy.append(cache.get_or_run("greedy", r, i, lambda: run_chunk(
-            r, i, groups[r], budget[r], 0.0, 1)))
-    greedy = pd.concat(greedy)
+    def run_mode(mode, questions, temperature, n, desc):
+        chunks = [(r, i) for r in relations if questions[r].any()
+                  for i in range(config.n_exemplar_sets)]
+        rows = {r: int(questions[r].sum()) * n for r in relations}
+        tables = []
+        with tqdm(total=len(chunks), desc=desc, unit="chunk", disable=not progress) as bar:
+            for block in blocks(chunks, rows, config.batch_size):
+                tables += cache.get_or_run(mode, block, lambda: run_block(
+                    block, questions, temperature, n))
+                bar.update(len(block))
+        return pd.concat(tables) if tables else None
+
+    every = {r: np.ones(len(g), dtype=bool) for r, g in groups.items()}
+    greedy = run_mode("greedy", every, 0.0, 1, "SliCK greedy (T=0)")
     p_greedy = greedy.groupby("id")["n_correct"].mean()
     undecided = set(p_greedy[p_greedy == 0].index)
-
-    sampled = []
-    for r, i in tqdm(chunks, desc=f"SliCK sampling (T={config.temperature})",
-                     disable=not progress):
-        mask = groups[r]["id"].isin(undecided).to_numpy()
-        if not mask.any():
-            continue
-        rows = groups[r][mask]
-        sampled.append(cache.get_or_run("sample", r, i, lambda: run_chunk(
-            r, i, rows, [b for b, m in zip(budget[r], mask) if m], config.temperature,
-            config.n_samples)))
-    if sampled:
-        sampled = pd.concat(sampled)
+    open_ = {r: g["id"].isin(undecided).to_numpy() for r, g in groups.items()}
+    sampled = run_mode("sample", open_, config.temperature, config.n_samples,
+                       f"SliCK sampling (T={config.temperature})")
+    if sampled is not None:
         p_sample = sampled.groupby("id")["n_correct"].sum() / (
             config.n_samples * config.n_exemplar_sets)
     else:
@@ -185,8 +208,9 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     p = params.for_stage("slick")
     run = RunFolder(run_dir)
     study, facts = run.read("study"), run.read("facts")
-    net, tok = load_model(p.model, p.device)
-    table = label_questions(net, tok, study, facts, SlickConfig.from_params(p),
+    config = SlickConfig.from_params(p)
+    net, tok = load_model(p.model, p.device, config.precision)
+    table = label_questions(net, tok, study, facts, config,
                             run.cache("slick"), progress=progress)
     write_parquet(table, run.path("slick"))
     return table
