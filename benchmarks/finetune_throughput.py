@@ -2,14 +2,15 @@
 ``transformers.Trainer`` set up as a user would for the same job: the same model, examples,
 batch size, learning rate, optimiser (AdamW, fused: the Trainer's default), constant learning
 rate, no gradient clipping (our loop does not clip; the Trainer's default would clip), and the
-same precision (``--precision bf16`` gives the Trainer ``bf16=True``, its CPU autocast).
+same precision (bf16, ``auto``'s choice on a CPU with native bf16, gives the Trainer
+``bf16=True``, its CPU autocast).
 
 Fair timing: the two alternate (ours, Trainer, ours, ...), each repeat on a fresh copy of the
 model for ``--epochs`` epochs; throughput is read from the epochs after the first (warm), the
 median over ``--repeats``; the first step (one-off allocations) is reported apart. Per-epoch
 evaluation is not timed here (see ``eval_throughput.py``).
 
-    python benchmarks/finetune_throughput.py [--precision fp32] [--examples 48] [--repeats 3]
+    python benchmarks/finetune_throughput.py [--precision auto] [--examples 48] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from knowshift.facts import load_facts, select_relations
 from knowshift.finetune import (FinetuneConfig, collate, encode, make_optimizer, prepare,
                                 train_epoch)
-from knowshift.models import load_model
+from knowshift.models import load_model, resolve_precision
 from knowshift.params import PRECISIONS, default
 
 
@@ -114,7 +115,7 @@ def main() -> None:
     rows = facts[facts["split"] == "train"].groupby("relation").head(args.examples // 4)
     examples = rows.assign(target=rows["answer"]).reset_index(drop=True)
     config = FinetuneConfig(epochs=args.epochs, ft_batch_size=args.batch_size,
-                            precision=args.precision)
+                            precision=resolve_precision("cpu", args.precision))
     times = {"knowshift loop": [], "transformers.Trainer": []}
     firsts = {name: [] for name in times}
     for _ in range(args.repeats):
@@ -123,7 +124,7 @@ def main() -> None:
             firsts[name].append(first)
             times[name].extend(epochs[1:])
     n = len(examples)
-    print(f"training examples: {n}, batch {args.batch_size}, precision {args.precision}, "
+    print(f"training examples: {n}, batch {args.batch_size}, precision {config.precision}, "
           f"{args.repeats} repeats x {args.epochs - 1} warm epoch(s), "
           f"{torch.get_num_threads()} threads")
     rate = {}

@@ -1,4 +1,4 @@
-from knowshift.generation import complete, complete_naive
+from knowshift.generation import complete, complete_many, complete_naive
 
 PREFIX = "".join(f"Q: What is the capital of {c}?\nA: {a}\n\n" for c, a in
                  [("Germany", "Berlin"), ("Japan", "Tokyo"), ("Italy", "Rome"),
@@ -30,3 +30,29 @@ def test_answer_budget_stops_long_continuations(default_model):
     short = [a[0] for a in complete(net, tok, PREFIX, QUESTIONS[1:4], max_new_tokens=[1, 1, 1])]
     assert all(f.startswith(s) and s for f, s in zip(full, short))
     assert any(len(s) < len(f) for f, s in zip(full, short))        # multi-token answers cut
+
+
+OTHER = "".join(f"Q: Which continent is {c} in?\nA: {a}\n\n" for c, a in
+                [("Kenya", "Africa"), ("Peru", "South America"), ("Spain", "Europe")])
+CONTINENTS = [f"Q: Which continent is {c} in?\nA:" for c in ["Japan", "Chile", "Egypt"]]
+
+
+def test_prompts_with_different_prefixes_share_batches_without_changing_answers(default_model):
+    """Rows of several exemplar prefixes (and none) in one batch, their caches side by side,
+    answer as one plain ``generate`` call per prompt does."""
+    net, tok = default_model
+    groups = [(PREFIX, QUESTIONS[:3], [12] * 3, 0), (OTHER, CONTINENTS, [12] * 3, 1),
+              ("", QUESTIONS[3:], [12] * 3, 2)]
+    together = complete_many(net, tok, groups, batch_size=16)
+    assert [[a[0] for a in g] for g in together] == [
+        complete_naive(net, tok, prefix, suffixes) for prefix, suffixes, _, _ in groups]
+
+
+def test_a_groups_samples_do_not_depend_on_its_batch_mates(default_model):
+    net, tok = default_model
+    alone = complete_many(net, tok, [(OTHER, CONTINENTS, [8] * 3, 5)], temperature=1.0,
+                          num_samples=3, batch_size=16)
+    shared = complete_many(net, tok, [(PREFIX, QUESTIONS, [8] * 6, 4),
+                                      (OTHER, CONTINENTS, [8] * 3, 5)], temperature=1.0,
+                           num_samples=3, batch_size=16)
+    assert shared[1] == alone[0] and all(len(s) == 3 for s in alone[0])

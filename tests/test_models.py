@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from knowshift.errors import DeviceUnavailableError, ModelNotFoundError
-from knowshift.models import autocast, load_model, model_identity, pick_device, resolve_model
+from knowshift.errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
+from knowshift.models import (autocast, load_model, model_identity, pick_device,
+                              resolve_model, resolve_precision)
 
 
 def test_default_model_is_the_packaged_smollm2(default_model):
@@ -37,6 +38,15 @@ def test_device_choice():
         assert pick_device("auto", "fp32")[0].type == "cpu"
         with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
             pick_device("cuda", "bf16")
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it():
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("cpu", "auto") == ("bf16" if native else "fp32")
+    assert resolve_precision("cpu", "fp32") == "fp32"
+    assert resolve_precision("cuda", "auto") == "bf16"
+    with pytest.raises(ParameterError, match="precision must be one of"):
+        resolve_precision("cpu", "fp16")
 
 
 def test_bf16_on_a_cpu_keeps_float32_weights_under_bf16_autocast():

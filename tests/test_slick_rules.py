@@ -39,3 +39,11 @@ def test_exemplar_sets_are_seeded_and_from_the_relation():
     assert all(len(x) == 4 and set(x["relation"]) == {"P1"} for x in a)
     with pytest.raises(ParameterError, match="P2 has only 1 train question"):
         draw_exemplar_sets(pool, "P2", 1, 4, seed=0)
+
+
+def test_small_relations_share_blocks_and_large_ones_stand_alone():
+    from knowshift.slick import blocks
+    chunks = [(r, i) for r in ("A", "B", "C") for i in range(2)]
+    assert blocks(chunks, {"A": 3, "B": 3, "C": 50}, 8) == [
+        [("A", 0), ("A", 1), ("B", 0)], [("B", 1), ("C", 0)], [("C", 1)]]
+    assert blocks(chunks[:1], {"A": 3}, 8) == [[("A", 0)]]

@@ -11,7 +11,7 @@ chunks are cached in the output folder, so an interrupted audit resumes."""
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from .audit_report import render_html
 from .errors import DataFileError, ParameterError
 from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
-from .models import load_model, resolve_model
+from .models import load_model, resolve_model, resolve_precision
 from .offline_facts import relation_names
 from .schema import CATEGORIES, COLUMNS, IDK_ANSWER
 from .slick import SlickConfig, category_mix, label_questions
@@ -85,6 +85,7 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
         group_by.insert(0, "relation")
     fit = study_fit(study)  # fail on a bad study folder before any model work
     out_dir = Path(out_dir or audit_folder(data))
+    config = replace(config, precision=resolve_precision(device, config.precision))
     net, tok = load_model(model, device, config.precision)
     columns = examples.attrs["columns"]
     labelled = label(examples, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,

@@ -15,7 +15,7 @@ per token), AdamW runs fused, and ``precision: bf16`` runs the passes under bf16
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +29,7 @@ from .evaluation import predict
 from .files import fingerprint, write_parquet
 from .finetune_sets import build_sets, eval_sets
 from .layout import RunFolder
-from .models import autocast, load_model, resolve_model
+from .models import autocast, load_model, resolve_model, resolve_precision
 from .params import check_config, default, from_params
 from .schema import format_question, format_target
 from .scoring import score
@@ -225,7 +225,9 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
     sets = build_sets(table, p.d_size, list(p.unknown_shares), p.pure_size,
                       list(p.pure_categories), list(p.mitigation_shares), seed=p.seed)
     write_parquet(sets, run.path("sets"))
-    results = run_variants(sets, held_out, p.model, p.device, FinetuneConfig.from_params(p),
+    config = replace(FinetuneConfig.from_params(p),
+                     precision=resolve_precision(p.device, p.precision))
+    results = run_variants(sets, held_out, p.model, p.device, config,
                            run.cache("finetune"), progress=progress)
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")

@@ -1,15 +1,21 @@
 """Short-answer generation for closed-book QA, fast on a CPU.
 
-Three things make it fast and none changes an answer: the k-shot exemplars shared by every
-question of one (relation, exemplar set) are computed once and their key/value cache shared by
-the batch; prompts are batched by length, so little padding is computed; and a row leaves the
-batch as soon as its answer line ends (a token holding a newline, or end of sequence) or its
-token budget is spent, so short answers do not wait for the longest one. ``model.generate``
-keeps finished rows in the batch to the end, which costs about half of the decoding steps here.
-Greedy answers are those of plain ``generate`` (``complete_naive``, the reference). The model's
-layers run under the autocast :func:`knowshift.models.load_model` chose; the logits of the next
-token are computed in the head's own dtype (float32 on a CPU), so greedy choices are not made
-on rounded scores."""
+None of these changes an answer: the k-shot exemplars shared by every question of one (relation,
+exemplar set) are computed once and their key/value cache shared, and groups with different
+exemplars share batches (their caches side by side), so many small groups cost the decoding
+steps of one; prompts are batched by length, so little padding is computed; the sampled copies
+of one prompt share its pass; and a row leaves the batch as soon as its answer line ends (a
+token holding a newline, or end of sequence) or its token budget is spent, so short answers do
+not wait for the longest one (``model.generate`` keeps finished rows to the end, about half of
+the decoding steps here). Greedy answers are those of plain ``generate`` (``complete_naive``,
+the reference). The model's layers run under the autocast :func:`knowshift.models.load_model`
+chose, one autocast region per call so that the weights are cast once, not at every step; the
+next token's logits are computed in the head's own dtype (float32 on a CPU), so greedy choices
+are not made on rounded scores.
+
+Measured, and left out: feeding a guessed answer (the training target, last epoch's answer)
+with the prompt and keeping what greedy decoding confirms (speculative decoding with the guess as
+draft) saved nothing here: the guess's tokens cost the prompt pass what they save in decoding."""
 
 from __future__ import annotations
 
@@ -64,7 +70,8 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, groups, generat
         with autocast(model):
             hidden = decoder(input_ids=step, attention_mask=mask, position_ids=position,
                              cache=cache, use_cache=True).last_hidden_state[:, -1]
-        logits = head(hidden.to(head.weight.dtype))
+        with torch.autocast(hidden.device.type, enabled=False):
+            logits = head(hidden.to(head.weight.dtype))
         if copies > 1:
             logits = logits.repeat_interleave(copies, dim=0)
             cache.batch_repeat_interleave(copies)
@@ -113,12 +120,15 @@ def _batch_cache(model, states: list, width: int) -> DynamicCache:
     cache = DynamicCache(config=model.config)
     if width == 0:
         return cache
-    for layer in range(len(states[0])):
-        keys, values = states[0][layer]
+    reference = next(row for row in states if row)
+    for layer in range(len(reference)):
+        keys, values = reference[layer]
         shape = (len(states), keys.shape[1], width, keys.shape[3])
         k = keys.new_zeros(shape)
         v = values.new_zeros(shape)
         for j, row in enumerate(states):
+            if not row:                      # a prompt without a shared prefix
+                continue
             n = row[layer][0].shape[2]
             k[j, :, width - n:] = row[layer][0][0]
             v[j, :, width - n:] = row[layer][1][0]
@@ -136,6 +146,11 @@ def complete_many(model, tok, groups: list[tuple[str, list[str], list[int], int]
     (one greedy answer when ``temperature`` is 0). ``budgets`` cap each answer's tokens: a
     continuation longer than any accepted answer cannot match, so generating further is waste.
     Deterministic given the seeds."""
+    with autocast(model):
+        return _complete_many(model, tok, groups, temperature, num_samples, batch_size)
+
+
+def _complete_many(model, tok, groups, temperature, num_samples, batch_size):
     if temperature <= 0:
         num_samples = 1
     device = model.device

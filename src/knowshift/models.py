@@ -2,7 +2,8 @@
 folder of safetensors, or a hub id. The GGUF is dequantized once and cached as safetensors, so
 later loads take a fraction of a second. Remote code is never trusted.
 
-Precision (the ``precision`` parameter): ``fp32`` computes in float32 everywhere. ``bf16`` loads
+Precision (the ``precision`` parameter): ``auto`` picks bf16 where the device computes it
+natively, else fp32. ``fp32`` computes in float32 everywhere. ``bf16`` loads
 the weights in bfloat16 on CUDA, and on a CPU keeps float32 weights (and optimiser state) and runs
 the forward and backward passes under bf16 autocast, which needs a CPU with native bf16
 (AVX512-BF16 / AMX on x86, BF16 on Arm). Logits for answers and the loss stay in float32."""
@@ -33,11 +34,22 @@ def cache_root() -> Path:
     return Path(os.environ.get("KNOWSHIFT_CACHE", Path.home() / ".cache" / "knowshift"))
 
 
+def resolve_precision(device: str, precision: str) -> str:
+    """``fp32`` or ``bf16``: ``auto`` is bf16 on CUDA and on a CPU with native bf16 (AVX512-BF16
+    / AMX, Arm BF16), else fp32."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
+    if precision != "auto":
+        return precision
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return "bf16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
 def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
     """(device, weight dtype, autocast dtype or None) for ``device`` ('auto': CUDA if present)
     and ``precision`` (see the module docstring)."""
-    if precision not in PRECISIONS:
-        raise ParameterError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
+    precision = resolve_precision(device, precision)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -50,7 +62,7 @@ def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype,
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         raise DeviceUnavailableError(
             "precision 'bf16' needs a CPU with native bf16 (AVX512-BF16 / AMX, or Arm BF16) and "
-            "this one has none: set the parameter precision to 'fp32'")
+            "this one has none: set the parameter precision to 'fp32' or 'auto'")
     return dev, torch.float32, torch.bfloat16
 
 

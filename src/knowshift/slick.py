@@ -15,7 +15,7 @@ on disk under a key of model, data and config, so an interrupted run resumes whe
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from .facts import exemplar_pool
 from .files import fingerprint, write_json, write_parquet
 from .generation import complete_many
 from .layout import RunFolder
-from .models import load_model, model_identity
+from .models import load_model, model_identity, resolve_precision
 from .params import check_config, default, from_params
 from .schema import CATEGORIES, KNOWN, format_exemplars, format_question
 
@@ -208,7 +208,8 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     p = params.for_stage("slick")
     run = RunFolder(run_dir)
     study, facts = run.read("study"), run.read("facts")
-    config = SlickConfig.from_params(p)
+    config = replace(SlickConfig.from_params(p),
+                     precision=resolve_precision(p.device, p.precision))
     net, tok = load_model(p.model, p.device, config.precision)
     table = label_questions(net, tok, study, facts, config,
                             run.cache("slick"), progress=progress)
