@@ -111,13 +111,14 @@ def prepare(model, config: FinetuneConfig):
 
 def evaluate_epoch(model, tok, train: pd.DataFrame, held_out: dict[str, pd.DataFrame],
                    config: FinetuneConfig) -> pd.DataFrame:
-    """Per-question results on the train set (against its targets) and the held-out sets."""
+    """Per-question results on the train set (against its targets) and the held-out sets,
+    answered in one call (batches by length across the sets)."""
+    sets = {name: df for name, df in {"train": train, **held_out}.items() if not df.empty}
+    answered = iter(predict(model, tok, [q for df in sets.values() for q in df["question"]],
+                            config.eval_batch_size, config.max_new_tokens))
     frames = []
-    for name, df in {"train": train, **held_out}.items():
-        if df.empty:
-            continue
-        preds = predict(model, tok, df["question"].tolist(), config.eval_batch_size,
-                        config.max_new_tokens)
+    for name, df in sets.items():
+        preds = [next(answered) for _ in range(len(df))]
         answers = ([[t] for t in df["target"]] if name == "train" else df["answers"].tolist())
         scored = score(preds, answers)
         category = df["slick_category"] if name == "train" else df["category"].astype(str)
