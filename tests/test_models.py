@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from knowshift.errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
-from knowshift.models import (autocast, load_model, model_identity, pick_device,
-                              resolve_model, resolve_precision)
+from knowshift.models import (autocast, cpu_computes_bf16, load_model, model_identity,
+                              pick_device, resolve_model, resolve_precision)
 
 
 def test_default_model_is_the_packaged_smollm2(default_model):
@@ -41,7 +41,7 @@ def test_device_choice():
 
 
 def test_auto_precision_is_bf16_only_where_the_device_computes_it():
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    native = cpu_computes_bf16()
     assert resolve_precision("cpu", "auto") == ("bf16" if native else "fp32")
     assert resolve_precision("cpu", "fp32") == "fp32"
     assert resolve_precision("cuda", "auto") == "bf16"
@@ -50,7 +50,7 @@ def test_auto_precision_is_bf16_only_where_the_device_computes_it():
 
 
 def test_bf16_on_a_cpu_keeps_float32_weights_under_bf16_autocast():
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not cpu_computes_bf16():
         with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):
             pick_device("cpu", "bf16")
         return

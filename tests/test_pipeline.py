@@ -122,10 +122,9 @@ def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
     """The smoke run uses precision 'auto' (bf16 where the CPU computes it natively, else
     fp32); here the precision it did not pick runs every stage, or, for bf16 on a CPU without
     native bf16, is refused before the first stage with the parameter to change."""
-    import torch
-    from knowshift.models import resolve_precision
+    from knowshift.models import cpu_computes_bf16, resolve_precision
     other = "fp32" if resolve_precision("cpu", "auto") == "bf16" else "bf16"
-    if other == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if other == "bf16" and not cpu_computes_bf16():
         with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):
             pipeline.run("smoke", tmp_path, overrides={"precision": "bf16"}, book=False)
         return

@@ -34,6 +34,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("KNOWSHIFT_CACHE", Path.home() / ".cache" / "knowshift"))
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has native bf16 (AVX512-BF16 / AMX on x86, BF16 on Arm), as oneDNN
+    sees it."""
+    return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def resolve_precision(device: str, precision: str) -> str:
     """``fp32`` or ``bf16``: ``auto`` is bf16 on CUDA and on a CPU with native bf16 (AVX512-BF16
     / AMX, Arm BF16), else fp32."""
@@ -43,7 +49,7 @@ def resolve_precision(device: str, precision: str) -> str:
         return precision
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return "bf16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "bf16" if cpu_computes_bf16() else "fp32"
 
 
 def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
@@ -59,7 +65,7 @@ def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype,
         return dev, torch.float32, None
     if dev.type == "cuda":
         return dev, torch.bfloat16, None
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not cpu_computes_bf16():
         raise DeviceUnavailableError(
             "precision 'bf16' needs a CPU with native bf16 (AVX512-BF16 / AMX, or Arm BF16) and "
             "this one has none: set the parameter precision to 'fp32' or 'auto'")
