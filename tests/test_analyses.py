@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowshift.checkpoints import convergence_epoch, early_stop_epoch, per_epoch, select
+from knowshift.checkpoints import (convergence_epoch, early_stop_epoch, per_epoch,
+                                   plateau_epochs, select)
 from knowshift.scoring import is_abstention, score, summarize
 from knowshift.categories import accuracy_by_category
 from knowshift.dynamics import epochs_to_fit, fit_curves
@@ -18,11 +19,13 @@ def test_early_stop_is_the_best_dev_epoch():
     assert early_stop_epoch(dev) == 3                      # earliest of the tied best
 
 
-def test_convergence_is_where_train_accuracy_stops_rising():
-    train = pd.Series([0.40, 0.70, 0.90, 0.995, 1.0, 1.0], index=range(1, 7))
-    assert convergence_epoch(train) == 4                   # within 1 point of the plateau
-    assert convergence_epoch(train, tolerance=0.0) == 5
-    assert convergence_epoch(pd.Series([0.1, 0.2, 0.3], index=[1, 2, 3])) == 3   # still rising
+def test_convergence_is_the_last_epoch_and_its_plateau_is_counted():
+    train = pd.Series([0.40, 0.70, 0.90, 0.99, 1.0, 1.0], index=range(1, 7))
+    assert convergence_epoch(train) == 6
+    assert plateau_epochs(train) == 3                      # within 2.5 points of the best
+    assert plateau_epochs(train, tolerance=0.0) == 2
+    assert plateau_epochs(pd.Series([0.1, 0.2, 0.3], index=[1, 2, 3])) == 1   # still rising
+    assert plateau_epochs(pd.Series([1.0, 1.0, 0.8], index=[1, 2, 3])) == 0   # fell off
 
 
 def _results(variant, epoch, train_known, train_unknown, dev, test):
@@ -31,7 +34,7 @@ def _results(variant, epoch, train_known, train_unknown, dev, test):
         rows += [{"set": "train", "known": known, "correct": bool(c)} for c in fitted]
     rows += [{"set": "dev", "known": True, "correct": bool(c)} for c in dev]
     rows += [{"set": "test", "known": True, "correct": bool(c)} for c in test]
-    return pd.DataFrame(rows).assign(variant=variant, epoch=epoch, abstained=False)
+    return pd.DataFrame(rows).assign(seed=0, variant=variant, epoch=epoch, abstained=False)
 
 
 def test_per_epoch_metrics_and_selection():
@@ -47,6 +50,8 @@ def test_per_epoch_metrics_and_selection():
     chosen = select(m).set_index("checkpoint")
     assert chosen.loc["EARLY_STOP", "epoch"] == 2 and chosen.loc["CONVERGENCE", "epoch"] == 3
     assert chosen.loc["CONVERGENCE", "test_accuracy"] == 0.0
+    assert chosen.loc["CONVERGENCE", "plateau_epochs"] == 1
+    assert not chosen.loc["CONVERGENCE", "converged"]          # train accuracy still rising
 
 
 def test_regression_recovers_known_coefficients():
@@ -81,8 +86,8 @@ def test_idk_answers_are_abstentions_not_errors():
 def _train_rows(variant, share, epoch, known_correct, unknown_correct):
     rows = [{"known": True, "correct": bool(c)} for c in known_correct]
     rows += [{"known": False, "correct": bool(c)} for c in unknown_correct]
-    return pd.DataFrame(rows).assign(variant=variant, unknown_share=share, epoch=epoch,
-                                     set="train", kind="mix")
+    return pd.DataFrame(rows).assign(seed=0, variant=variant, unknown_share=share,
+                                     epoch=epoch, set="train", kind="mix")
 
 
 def test_fit_curves_and_epochs_to_fit():

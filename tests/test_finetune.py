@@ -89,7 +89,7 @@ def test_a_variant_learns_its_training_set(offline_facts, method, lr):
 
 
 def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
-    examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix",
+    examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix", seed=0,
                                                        unknown_share=1.0, category=None)
     config = FinetuneConfig(epochs=1, ft_batch_size=4)
     first = run_variants(examples, {}, "default", "cpu", config, tmp_path, progress=False)
@@ -99,6 +99,34 @@ def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
     again = run_variants(examples, {}, "default", "cpu", config, tmp_path, progress=False)
     pd.testing.assert_frame_equal(first, again)
     assert files[0].stat().st_mtime_ns == stamp
+
+
+def test_checkpoint_only_testing_gives_the_every_epoch_rows_at_the_checkpoints(offline_facts):
+    """Non-mix variants answer the test sets only at EARLY_STOP (weights kept in memory) and
+    at the last epoch: those rows equal the ones an every-epoch run gives at those epochs."""
+    examples = _unknown_facts(offline_facts)
+    test = offline_facts[offline_facts["split"] == "test"]
+    held = {name: df.assign(answers=df["answers"].map(list), category=df["relation"],
+                            known=True)
+            for name, df in (("dev", test.sample(12, random_state=2)),
+                             ("test", test.sample(12, random_state=3)))}
+    config = FinetuneConfig(epochs=4, learning_rate=3e-4, ft_batch_size=4, seed=0,
+                            precision="fp32")      # bf16 answers depend a little on batching
+    every = train_variant("default", "cpu", examples, held, config, progress=False)
+    sparse = train_variant("default", "cpu", examples, held, config, progress=False,
+                           test_every_epoch=False)
+    cols = ["epoch", "set", "id", "prediction", "correct"]
+    pd.testing.assert_frame_equal(every[every["set"] != "test"][cols].reset_index(drop=True),
+                                  sparse[sparse["set"] != "test"][cols].reset_index(drop=True))
+    dev = every[every["set"] == "dev"].groupby("epoch")["correct"].mean()
+    chosen = {int(dev.idxmax()), config.epochs}
+    tested = sparse[sparse["set"] == "test"]
+    assert set(tested["epoch"]) == chosen
+    key = ["epoch", "id"]
+    pd.testing.assert_frame_equal(
+        tested[cols].sort_values(key).reset_index(drop=True),
+        every[(every["set"] == "test") & every["epoch"].isin(chosen)][cols]
+        .sort_values(key).reset_index(drop=True))
 
 
 def test_bad_finetune_config_is_one_clear_error():

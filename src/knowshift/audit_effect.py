@@ -40,7 +40,8 @@ def study_fit(study: str | Path | None) -> dict:
             "b_unk": 100 * res.params["unknown_share"], "r_squared": float(res.rsquared),
             "b_kn_ci": ci.loc["known_share"].tolist(), "b_unk_ci": ci.loc["unknown_share"].tolist(),
             "source": f"knowshift run {Path(study).resolve()} (model {model!r}, "
-                      f"{int(res.nobs)} checkpoints, in-distribution test accuracy)"}
+                      f"{int(res.nobs)} checkpoints, errors clustered by training run, "
+                      "in-distribution test accuracy)"}
 
 
 def expected_effect(fit: dict, known_share: float, unknown_share: float) -> dict:

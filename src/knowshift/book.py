@@ -60,8 +60,17 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
     if results.is_file():
         text = results.read_text()
         text = text.replace("{{ run_summary }}", comparison.run_summary(run_dir))
-        text = text.replace("{{ comparison_table }}",
-                            comparison.markdown(comparison.compare(run_dir)))
+        table = comparison.compare(run_dir)
+        text = text.replace("{{ comparison_table }}", comparison.markdown(table))
+        if "{{ findings_figure }}" in text:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig = comparison.figure(table)
+            fig.savefig(source / "findings.png", dpi=130, bbox_inches="tight")
+            plt.close(fig)
+            text = text.replace("{{ findings_figure }}", "![Each finding's effect with its 95 % "
+                                "interval, beside the paper's value](findings.png)")
         results.write_text(text)
     return source
 

@@ -1,6 +1,7 @@
 """Stage 6 analysis: which knowledge category is worth fine-tuning on? Test accuracy by the
 test questions' SliCK category for each category-pure fine-tuning set (D_HighlyKnown, ...,
-D_Natural), at EARLY_STOP and CONVERGENCE (the paper's Table 2)."""
+D_Natural), at EARLY_STOP and CONVERGENCE (the paper's Table 2), with 95 % intervals
+(:func:`knowshift.stats.estimate`: across seeds, or a bootstrap over questions for one)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,30 @@ import pandas as pd
 
 from .files import write_parquet
 from .layout import RunFolder
+from .stats import estimate, mean
 
 
 def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
                          test_set: str = "test") -> pd.DataFrame:
-    """Long table: train set category, checkpoint, test category (plus ``All``), accuracy, n."""
+    """Long table: train set category, checkpoint, test category (plus ``All``), accuracy with
+    ``low``/``high``, ``n`` questions, ``seeds`` and the mean checkpoint ``epoch``."""
     pure = checkpoints[checkpoints["kind"] == "pure"]
-    test = results[results["set"] == test_set]
+    test = results[results["set"] == test_set].drop(columns=["category"], errors="ignore")
+    if "seed" not in test.columns:
+        test, pure = test.assign(seed=0), pure.assign(seed=0)
+    at = test.merge(pure[["seed", "variant", "epoch", "checkpoint", "category"]],
+                    on=["seed", "variant", "epoch"])
     rows = []
-    for _, cp in pure.iterrows():
-        at = test[(test["variant"] == cp["variant"]) & (test["epoch"] == cp["epoch"])]
-        for category, group in [*at.groupby("slick_category"), ("All", at)]:
-            rows.append({"train_set": f"D_{cp['category']}", "checkpoint": cp["checkpoint"],
-                         "epoch": cp["epoch"], "test_category": category,
-                         "accuracy": group["correct"].mean(), "n": len(group)})
+    for (category, checkpoint), cp in at.groupby(["category", "checkpoint"], sort=False):
+        for test_category, group in [*cp.groupby("slick_category"), ("All", cp)]:
+            per_seed = [(g["correct"].to_numpy(),) for _, g in group.groupby("seed")]
+            est = estimate(per_seed, mean, bounds=(0.0, 1.0))
+            rows.append({"train_set": f"D_{category}", "checkpoint": checkpoint,
+                         "epoch": group.groupby("seed")["epoch"].first().mean(),
+                         "test_category": test_category, "accuracy": est.value,
+                         "low": est.low, "high": est.high,
+                         "n": int(group.groupby("seed").size().iloc[0]),
+                         "seeds": group["seed"].nunique()})
     return pd.DataFrame(rows)
 
 

@@ -1,12 +1,17 @@
-"""EARLY_STOP and CONVERGENCE, read from one run's per-epoch metrics.
+"""EARLY_STOP and CONVERGENCE, read from one run's per-epoch metrics, per seed and variant.
 
-EARLY_STOP is the epoch of best dev accuracy (the earliest on ties). CONVERGENCE is where the
-model has fitted its fine-tuning set: the first epoch whose train accuracy is within
-``tolerance`` of the best train accuracy of the run, i.e. where train accuracy stops rising."""
+EARLY_STOP is the epoch of best dev accuracy (the earliest on ties). CONVERGENCE is the last
+epoch, as in the paper (§4: after 50 epochs, the train set fitted); it counts as a real plateau
+(``converged``) when train accuracy has stayed within ``tolerance`` of its best for at least
+:data:`PLATEAU_EPOCHS` epochs at the end of training."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+RUN = ["seed", "variant"]       # one fine-tuning run
+PLATEAU_EPOCHS = 2
+TOLERANCE = 0.025               # about one example of a 48-example set
 
 
 def early_stop_epoch(dev_accuracy: pd.Series) -> int:
@@ -14,39 +19,52 @@ def early_stop_epoch(dev_accuracy: pd.Series) -> int:
     return int(dev_accuracy.idxmax())
 
 
-def convergence_epoch(train_accuracy: pd.Series, tolerance: float = 0.01) -> int:
-    """``train_accuracy`` indexed by epoch."""
+def convergence_epoch(train_accuracy: pd.Series) -> int:
+    """``train_accuracy`` indexed by epoch: the last epoch."""
+    return int(train_accuracy.index.max())
+
+
+def plateau_epochs(train_accuracy: pd.Series, tolerance: float = TOLERANCE) -> int:
+    """How many epochs at the end of training have train accuracy within ``tolerance`` of the
+    run's best."""
     s = train_accuracy.sort_index()
-    return int(s[s >= s.max() - tolerance].index[0])
+    near = (s >= s.max() - tolerance).to_numpy()[::-1]
+    return int(near.argmin()) if not near.all() else len(near)
 
 
 def per_epoch(results: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per variant, epoch and set (train, dev, test, ood) as columns, plus answer
+    """Accuracy per seed, variant, epoch and set (train, dev, test, ood) as columns, plus answer
     rate and ``fitted_known_share`` / ``fitted_unknown_share``: the Known / Unknown examples of
-    the fine-tuning set the model answers right, over |D| (N_kn/|D| and N_unk/|D|)."""
-    acc = results.pivot_table(index=["variant", "epoch"], columns="set", values="correct",
-                              aggfunc="mean")
+    the fine-tuning set the model answers right, over |D| (N_kn/|D| and N_unk/|D|). A set not
+    answered at an epoch (test sets of non-mix variants between checkpoints) is NaN there."""
+    keys = [*RUN, "epoch"]
+    acc = results.pivot_table(index=keys, columns="set", values="correct", aggfunc="mean")
     answered = results.assign(answered=~results["abstained"]).pivot_table(
-        index=["variant", "epoch"], columns="set", values="answered", aggfunc="mean")
+        index=keys, columns="set", values="answered", aggfunc="mean")
     train = results[results["set"] == "train"]
-    size = train.groupby(["variant", "epoch"]).size()
+    size = train.groupby(keys).size()
     fitted = train[train["correct"].astype(bool)]
-    known_fit = fitted[fitted["known"]].groupby(["variant", "epoch"]).size()
-    unknown_fit = fitted[~fitted["known"]].groupby(["variant", "epoch"]).size()
+    known_fit = fitted[fitted["known"]].groupby(keys).size()
+    unknown_fit = fitted[~fitted["known"]].groupby(keys).size()
     out = acc.add_suffix("_accuracy").join(answered.add_suffix("_answer_rate"))
-    out["fitted_known_share"] = (known_fit.reindex(out.index, fill_value=0) / size).to_numpy()
-    out["fitted_unknown_share"] = (unknown_fit.reindex(out.index, fill_value=0) / size).to_numpy()
+    out["fitted_known_share"] = (known_fit.reindex(out.index, fill_value=0)
+                                 / size.reindex(out.index)).to_numpy()
+    out["fitted_unknown_share"] = (unknown_fit.reindex(out.index, fill_value=0)
+                                   / size.reindex(out.index)).to_numpy()
     out.columns.name = None
     return out.reset_index()
 
 
-def select(metrics: pd.DataFrame, tolerance: float = 0.01) -> pd.DataFrame:
-    """One row per variant and checkpoint (EARLY_STOP, CONVERGENCE) with its metrics."""
+def select(metrics: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
+    """One row per seed, variant and checkpoint (EARLY_STOP, CONVERGENCE) with its metrics and
+    ``plateau_epochs`` / ``converged`` (see the module docstring)."""
     rows = []
-    for variant, m in metrics.groupby("variant", sort=False):
-        m = m.set_index("epoch")
+    for (seed, variant), m in metrics.groupby(RUN, sort=False):
+        m = m.set_index("epoch").sort_index()
+        plateau = plateau_epochs(m["train_accuracy"], tolerance)
         for name, epoch in (("EARLY_STOP", early_stop_epoch(m["dev_accuracy"])),
-                            ("CONVERGENCE", convergence_epoch(m["train_accuracy"], tolerance))):
-            rows.append({"variant": variant, "checkpoint": name, "epoch": epoch,
-                         **m.loc[epoch].to_dict()})
+                            ("CONVERGENCE", convergence_epoch(m["train_accuracy"]))):
+            rows.append({"seed": seed, "variant": variant, "checkpoint": name, "epoch": epoch,
+                         **m.loc[epoch].to_dict(), "plateau_epochs": plateau,
+                         "converged": plateau >= PLATEAU_EPOCHS})
     return pd.DataFrame(rows)

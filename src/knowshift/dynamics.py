@@ -12,20 +12,22 @@ FIT_THRESHOLD = 0.9     # a subset counts as fitted once this share of it is ans
 
 
 def fit_curves(results: pd.DataFrame, kind: str = "mix") -> pd.DataFrame:
-    """Train accuracy per variant, epoch and subset (Known / Unknown) for ``kind`` variants."""
+    """Train accuracy per seed, variant, epoch and subset (Known / Unknown) for ``kind``
+    variants."""
     train = results[(results["set"] == "train") & (results["kind"] == kind)]
     curves = (train.assign(subset=train["known"].map({True: "Known", False: "Unknown"}))
-              .groupby(["variant", "unknown_share", "epoch", "subset"], as_index=False)
+              .groupby(["seed", "variant", "unknown_share", "epoch", "subset"], as_index=False)
               ["correct"].mean().rename(columns={"correct": "train_accuracy"}))
     return curves
 
 
 def epochs_to_fit(curves: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.DataFrame:
-    """First epoch at which each subset reaches ``threshold`` train accuracy (NaN: never)."""
+    """First epoch at which each subset reaches ``threshold`` train accuracy, per seed and
+    variant (NaN: never)."""
+    run = ["seed", "variant", "unknown_share"]
     reached = curves[curves["train_accuracy"] >= threshold]
-    first = reached.groupby(["variant", "unknown_share", "subset"])["epoch"].min()
-    return first.unstack("subset").reindex(
-        curves.groupby(["variant", "unknown_share"]).size().index).reset_index()
+    first = reached.groupby([*run, "subset"])["epoch"].min()
+    return first.unstack("subset").reindex(curves.groupby(run).size().index).reset_index()
 
 
 def run_stage(run_dir) -> dict[str, pd.DataFrame]:

@@ -68,58 +68,82 @@ def relation_sizes(summary: pd.DataFrame):
 CHECKPOINT_ORDER = ["EARLY_STOP", "CONVERGENCE"]
 
 
-def accuracy_vs_unknown(checkpoints: pd.DataFrame):
+def _band(ax, x, table: pd.DataFrame, label: str, **style):
+    """A mean line with its 95 % interval as a band (or error bars for one point)."""
+    line, = ax.plot(x, table["value"], label=label, **style)
+    if table["low"].notna().any():
+        ax.fill_between(x, table["low"], table["high"], color=line.get_color(), alpha=0.15,
+                        lw=0)
+    return line
+
+
+def accuracy_vs_unknown(table: pd.DataFrame):
     """Test accuracy (in- and out-of-distribution) against the share of Unknown examples in
-    the fine-tuning set, at EARLY_STOP and CONVERGENCE (the paper's Figure 1)."""
-    mix = checkpoints[checkpoints["kind"] == "mix"]
-    long = mix.melt(id_vars=["variant", "unknown_share", "checkpoint"],
-                    value_vars=["test_accuracy", "ood_accuracy"], var_name="test set",
-                    value_name="accuracy")
-    long["test set"] = long["test set"].map({"test_accuracy": "in-distribution",
-                                             "ood_accuracy": "out-of-distribution"})
-    long["% Unknown"] = (100 * long["unknown_share"]).round().astype(int)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=long, x="% Unknown", y="accuracy", hue="checkpoint",
-                 hue_order=CHECKPOINT_ORDER, style="test set", markers=True, ax=ax)
-    ax.set(title="Test accuracy vs share of Unknown fine-tuning examples",
-           xlabel="% Unknown in the fine-tuning set", ylabel="test accuracy (exact match)")
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1))
+    the fine-tuning set, at EARLY_STOP and CONVERGENCE, with 95 % intervals (the paper's
+    Figure 1). ``table``: :func:`knowshift.stats.accuracy_table` of the mixes by
+    ``unknown_share`` and ``checkpoint``."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    names = {"test": "in-distribution", "ood": "out-of-distribution"}
+    for ax, (set_name, title) in zip(axes, names.items()):
+        for checkpoint, marker in zip(CHECKPOINT_ORDER, ("o", "s")):
+            t = (table[(table["set"] == set_name) & (table["checkpoint"] == checkpoint)]
+                 .sort_values("unknown_share").rename(columns={"accuracy": "value"}))
+            _band(ax, 100 * t["unknown_share"], 100 * t[["value", "low", "high"]], checkpoint,
+                  marker=marker)
+        ax.set(title=f"{title} test questions", xlabel="% Unknown in the fine-tuning set")
+    axes[0].set_ylabel("test accuracy (exact match, %)")
+    axes[1].legend(title="checkpoint (band: 95 % interval)", loc="upper left",
+                   bbox_to_anchor=(1.02, 1), frameon=False)
+    fig.tight_layout()
     return fig
 
 
 def fit_curves(curves: pd.DataFrame):
-    """Train accuracy of the Known and Unknown subsets per epoch, one panel per % Unknown
-    (the paper's Figure 3: Unknown examples are fitted later)."""
-    df = curves.assign(pct=(100 * curves["unknown_share"]).round().astype(int).astype(str) + " %")
-    grid = sns.relplot(data=df, x="epoch", y="train_accuracy", hue="subset",
-                       hue_order=["Known", "Unknown"], palette={"Known": "#1a9850",
-                                                                "Unknown": "#d73027"},
-                       col="pct", kind="line", marker="o", height=3, aspect=0.9)
-    grid.set_titles("{col_name} Unknown")
-    grid.set_axis_labels("epoch", "train accuracy (fitted share)")
-    for ax in grid.axes.flat:
+    """Train accuracy of the Known and Unknown subsets per epoch, one panel per % Unknown,
+    mean over seeds with its 95 % interval (the paper's Figure 3: Unknown examples are fitted
+    later). ``curves``: :func:`knowshift.dynamics.fit_curves`."""
+    from .stats import summarize
+    summary = summarize(curves, ["unknown_share", "subset", "epoch"], "train_accuracy")
+    shares = sorted(summary["unknown_share"].unique())
+    fig, axes = plt.subplots(1, len(shares), figsize=(2.6 * len(shares) + 1, 3.2),
+                             sharey=True, squeeze=False)
+    colours = {"Known": "#1a9850", "Unknown": "#d73027"}
+    for ax, share in zip(axes[0], shares):
+        for subset, colour in colours.items():
+            t = summary[(summary["unknown_share"] == share) & (summary["subset"] == subset)]
+            if not t.empty:
+                t = t.sort_values("epoch")
+                _band(ax, t["epoch"], t, subset, marker="o", color=colour)
+        ax.set(title=f"{100 * share:.0f} % Unknown", xlabel="epoch")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    grid.figure.suptitle("How fast Known and Unknown fine-tuning examples are fitted", y=1.04)
-    return grid.figure
+    axes[0][0].set_ylabel("train accuracy (fitted share)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    fig.suptitle("How fast Known and Unknown fine-tuning examples are fitted "
+                 "(band: 95 % interval over seeds)", y=1.02)
+    fig.tight_layout()
+    return fig
 
 
 def regression(points: pd.DataFrame, fits: dict):
-    """Observed vs fitted accuracy for the linear model, in- and out-of-distribution."""
-    frames = []
-    for (name, res), target in zip(fits.items(), ["test_accuracy", "ood_accuracy"]):
-        frames.append(pd.DataFrame({"model": name, "observed": points[target],
-                                    "fitted": res.fittedvalues,
-                                    "N_unk/|D| fitted": points["fitted_unknown_share"]}))
-    df = pd.concat(frames)
-    grid = sns.relplot(data=df, x="fitted", y="observed", hue="N_unk/|D| fitted", col="model",
-                       palette="rocket_r", height=3.5)
-    for ax, (name, res) in zip(grid.axes.flat, fits.items()):
-        lo, hi = df[["fitted", "observed"]].min().min(), df[["fitted", "observed"]].max().max()
+    """Observed vs fitted accuracy for the linear model, in- and out-of-distribution, one
+    point per (seed, mix, epoch)."""
+    fig, axes = plt.subplots(1, len(fits), figsize=(5 * len(fits) + 1.5, 4.2), squeeze=False)
+    for ax, (name, res), target in zip(axes[0], fits.items(), ["test_accuracy",
+                                                               "ood_accuracy"]):
+        observed = points.loc[res.fittedvalues.index, target]
+        sc = ax.scatter(res.fittedvalues, observed, c=points.loc[res.fittedvalues.index,
+                                                                "fitted_unknown_share"],
+                        cmap="rocket_r", vmin=0, vmax=1, s=18)
+        lo = min(res.fittedvalues.min(), observed.min())
+        hi = max(res.fittedvalues.max(), observed.max())
         ax.plot([lo, hi], [lo, hi], ls="--", c="grey", lw=1)
-        ax.set_title(f"{name}: R² = {res.rsquared:.2f}, "
-                     f"b_unk = {res.params['unknown_share']:.2f}")
-    grid.set_axis_labels("fitted accuracy", "observed accuracy")
-    return grid.figure
+        ci = res.conf_int().loc["unknown_share"]
+        ax.set_title(f"{name}\nR² = {res.rsquared:.2f}, β_unk = "
+                     f"{100 * res.params['unknown_share']:.1f} "
+                     f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]", fontsize=10)
+        ax.set(xlabel="fitted accuracy", ylabel="observed accuracy")
+    fig.colorbar(sc, ax=axes[0].tolist(), label="N_unk/|D| fitted")
+    return fig
 
 
 def category_heatmap(table: pd.DataFrame):
@@ -139,21 +163,37 @@ def category_heatmap(table: pd.DataFrame):
     return fig
 
 
-def mitigations(table: pd.DataFrame):
-    """Plain vs filtered vs IDK-relabelled sets: accuracy, answer rate, accuracy on answered."""
-    long = table.melt(id_vars=["kind", "checkpoint", "set"],
-                      value_vars=["accuracy", "answer_rate", "accuracy_answered"],
-                      var_name="metric", value_name="value")
+def mitigations(summary: pd.DataFrame):
+    """Plain vs filtered vs IDK-relabelled sets: accuracy, answer rate and accuracy on
+    answered questions, means over seeds with 95 % intervals. ``summary``:
+    :func:`knowshift.mitigations.summary`."""
     kinds = {"mix": "plain", "filtered": "Unknown filtered out", "idk": "Unknown relabelled IDK"}
-    long["kind"] = long["kind"].map(kinds)
-    long["metric"] = long["metric"].map({"accuracy": "accuracy", "answer_rate": "answer rate",
-                                         "accuracy_answered": "accuracy\non answered"})
-    grid = sns.catplot(data=long, x="metric", y="value", hue="kind", col="checkpoint",
-                       row="set", kind="bar", height=3, aspect=1.3,
-                       col_order=CHECKPOINT_ORDER, hue_order=list(kinds.values()))
-    grid.set_axis_labels("", "share")
-    grid.figure.suptitle("Mitigations against the plain fine-tuning set", y=1.03)
-    return grid.figure
+    metrics = {"accuracy": "accuracy", "answer_rate": "answer rate",
+               "accuracy_answered": "accuracy\non answered"}
+    sets = [s for s in ("test", "ood") if s in set(summary["set"])]
+    fig, axes = plt.subplots(len(sets), 2, figsize=(10, 3 * len(sets) + 0.6), sharey=True,
+                             squeeze=False)
+    width = 0.8 / len(kinds)
+    for row, set_name in zip(axes, sets):
+        for ax, checkpoint in zip(row, CHECKPOINT_ORDER):
+            for k, (kind, label) in enumerate(kinds.items()):
+                t = summary[(summary["set"] == set_name) & (summary["checkpoint"] == checkpoint)
+                            & (summary["kind"] == kind)].set_index("metric").reindex(
+                                list(metrics))
+                x = np.arange(len(metrics)) + (k - 1) * width
+                err = np.vstack([t["value"] - t["low"], t["high"] - t["value"]])
+                ax.bar(x, t["value"], width, label=label,
+                       yerr=None if np.isnan(err).all() else np.nan_to_num(err), capsize=3)
+            ax.set_xticks(np.arange(len(metrics)), list(metrics.values()))
+            ax.set_title(f"{checkpoint}, {'in-distribution' if set_name == 'test' else 'OOD'}"
+                         " test", fontsize=10)
+    for row in axes:
+        row[0].set_ylabel("share")
+    axes[0][1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    fig.suptitle("Mitigations against the plain fine-tuning set (bars: 95 % interval over "
+                 "seeds)", y=1.0)
+    fig.tight_layout()
+    return fig
 
 
 def audit_mix(table: pd.DataFrame, by: str | None = None):

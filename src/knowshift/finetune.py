@@ -4,9 +4,12 @@ Closed-book QA format: the prompt ``Q: <question>\\nA:`` and the target `` <answ
 is on the target tokens only (labels come from the prompt length and the attention mask, never
 from the pad id, which is also the end-of-sequence id of SmolLM2). Deterministic given the seed.
 
-After each epoch every train example, and the dev, test and OOD questions, are answered
-greedily and scored; the per-question rows are kept (no checkpoints). A finished variant is
-never retrained; an interrupted one restarts from scratch.
+Every variant is trained once per fine-tuning seed (the ``seeds`` parameter): the seed draws the
+sets and the training order, so each seed is one replicate of the study. After each epoch the
+train examples and the dev questions are answered greedily and scored; the test and OOD
+questions after each epoch for the mixes (the regression reads every epoch) and at EARLY_STOP
+and CONVERGENCE for the other kinds. The per-question rows are kept, not the weights. A
+finished (seed, variant) run is never retrained; an interrupted one restarts from scratch.
 
 Speed without changing the job: the output layer is applied only where the loss is read (the
 answer tokens, about a fifth of a sequence; its 49k-word softmax is a fifth of the model's work
@@ -15,7 +18,7 @@ per token), AdamW runs fused, and ``precision: bf16`` runs the passes under bf16
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +33,7 @@ from .files import fingerprint, write_parquet
 from .finetune_sets import build_sets, eval_sets
 from .layout import RunFolder
 from .models import autocast, load_model, resolve_model, resolve_precision
-from .params import check_config, default, from_params
+from .params import check_config, default
 from .schema import format_question, format_target
 from .scoring import score
 
@@ -51,7 +54,7 @@ class FinetuneConfig:
     eval_batch_size: int = default("eval_batch_size")
     max_new_tokens: int = default("max_new_tokens")
     precision: str = default("precision")
-    seed: int = default("seed")
+    seed: int = 0                # one of the ``seeds`` parameter's, set per run
 
     def __post_init__(self):
         check_config(self)
@@ -62,7 +65,8 @@ class FinetuneConfig:
 
     @classmethod
     def from_params(cls, params) -> "FinetuneConfig":
-        return from_params(cls, params)
+        """The config of ``params`` with seed 0 (each run sets its own from ``seeds``)."""
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name != "seed"})
 
 
 def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
@@ -153,11 +157,22 @@ def train_epoch(model, optim, data: list[tuple[list[int], int]], order: list[int
     return losses
 
 
+def _best_dev(rows: pd.DataFrame) -> float:
+    return rows.loc[rows["set"] == "dev", "correct"].mean()
+
+
 def train_variant(model_name: str, device: str, examples: pd.DataFrame,
                   held_out: dict[str, pd.DataFrame], config: FinetuneConfig,
-                  progress: bool = True, desc: str = "") -> pd.DataFrame:
+                  progress: bool = True, desc: str = "",
+                  test_every_epoch: bool = True) -> pd.DataFrame:
     """Fine-tune a fresh copy of the base model on ``examples`` and return per-question
-    results for every epoch (columns: epoch, set, id, prediction, correct, abstained, ...)."""
+    results for every epoch (columns: epoch, set, id, prediction, correct, abstained, ...).
+
+    The train and dev sets are answered after every epoch. The test sets (every held-out set
+    but dev) are answered after every epoch when ``test_every_epoch`` (the regression reads
+    them all); otherwise only at EARLY_STOP (the first epoch of best dev accuracy, whose
+    weights are kept in memory) and at CONVERGENCE (the last epoch), the two checkpoints the
+    analyses read: the same rows at those epochs, for a fraction of the time."""
     torch.manual_seed(config.seed)
     model, tok = load_model(model_name, device, config.precision)
     model = prepare(model, config)
@@ -165,7 +180,10 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
     data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
     optim = make_optimizer(model, config)
     order_rng = torch.Generator().manual_seed(config.seed)
-    results = []
+    every = {k: v for k, v in held_out.items() if test_every_epoch or k == "dev"}
+    tests = {k: v for k, v in held_out.items() if k not in every}
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    results, best, best_state, best_epoch = [], -1.0, None, 0
     bar = tqdm(range(1, config.epochs + 1), desc=desc or "epochs", unit="epoch",
                disable=not progress, leave=False)
     for epoch in bar:
@@ -173,47 +191,68 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         order = torch.randperm(len(data), generator=order_rng).tolist()
         losses = train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
         train_s = time.perf_counter() - start
-        rows = evaluate_epoch(model, tok, examples, held_out, config)
+        rows = evaluate_epoch(model, tok, examples, every, config)
+        if tests and _best_dev(rows) > best:
+            best, best_epoch = _best_dev(rows), epoch
+            best_state = {n: p.detach().clone() for n, p in trainable.items()}
+        if tests and epoch == config.epochs:
+            rows = pd.concat([rows, evaluate_epoch(model, tok, examples.iloc[:0], tests,
+                                                   config)], ignore_index=True)
         rows = rows.assign(epoch=epoch, train_loss=sum(losses) / len(losses),
                            train_seconds=train_s,
                            eval_seconds=time.perf_counter() - start - train_s)
         results.append(rows)
         bar.set_postfix(loss=f"{rows['train_loss'].iloc[0]:.3f}",
                         epoch_s=f"{time.perf_counter() - start:.0f}")
+    if tests and best_epoch != config.epochs:
+        with torch.no_grad():
+            for n, p in trainable.items():
+                p.copy_(best_state[n])
+        early = evaluate_epoch(model, tok, examples.iloc[:0], tests, config)
+        keep = results[best_epoch - 1].iloc[0]
+        results.append(early.assign(epoch=best_epoch, train_loss=keep["train_loss"],
+                                    train_seconds=keep["train_seconds"],
+                                    eval_seconds=keep["eval_seconds"]))
     return pd.concat(results, ignore_index=True)
 
 
 def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_name: str,
                  device: str, config: FinetuneConfig, out_dir: str | Path,
                  progress: bool = True) -> pd.DataFrame:
-    """Train every variant in ``sets`` (resumable: one results file per finished variant,
-    keyed by the model, the set's examples and the config)."""
+    """Train every (seed, variant) in ``sets`` with the seed in ``config`` replaced by the
+    set's own (resumable: one results file per finished run, keyed by the model, the set's
+    examples and the config). Mixes are tested after every epoch, other kinds at their
+    checkpoints only (see :func:`train_variant`)."""
     out_dir = Path(out_dir)
     frames = []
-    variants = list(dict.fromkeys(sets["variant"]))
+    runs = list(dict.fromkeys(zip(sets["seed"], sets["variant"])))
     identity = resolve_model(model_name)[1]
-    for variant in tqdm(variants, desc="fine-tuning variants", unit="variant",
-                        disable=not progress):
-        examples = sets[sets["variant"] == variant].reset_index(drop=True)
-        key = fingerprint(identity, asdict(config), examples[["id", "target"]].to_dict("list"),
-                          {k: v["id"].tolist() for k, v in held_out.items()})
-        path = out_dir / "variants" / f"{variant}-{key}.parquet"
+    for seed, variant in tqdm(runs, desc="fine-tuning runs (seed x variant)", unit="run",
+                              disable=not progress):
+        examples = sets[(sets["seed"] == seed) & (sets["variant"] == variant)].reset_index(
+            drop=True)
+        run_config = replace(config, seed=int(seed))
+        every = bool((examples["kind"] == "mix").all())
+        key = fingerprint(identity, asdict(run_config), examples[["id", "target"]].to_dict(
+            "list"), {k: v["id"].tolist() for k, v in held_out.items()}, every)
+        path = out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"
         if path.is_file():
             rows = pd.read_parquet(path)
         else:
-            rows = train_variant(model_name, device, examples, held_out, config, progress,
-                                 desc=variant)
+            rows = train_variant(model_name, device, examples, held_out, run_config, progress,
+                                 desc=f"seed {seed} {variant}", test_every_epoch=every)
             rows.insert(0, "variant", variant)
+            rows.insert(0, "seed", int(seed))
             write_parquet(rows, path)
         frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
 
 def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Stage 3: build the fine-tuning sets from the SliCK table, fine-tune a fresh base model
-    on each, and write the products ``sets``, ``results`` (per question and epoch),
-    ``metrics`` (per variant and epoch) and ``checkpoints`` (EARLY_STOP and CONVERGENCE per
-    variant)."""
+    """Stage 3: build the fine-tuning sets from the SliCK table once per seed, fine-tune a
+    fresh base model on each (seed, set), and write the products ``sets``, ``results`` (per question and epoch),
+    ``metrics`` (per seed, variant and epoch) and ``checkpoints`` (EARLY_STOP and CONVERGENCE
+    per seed and variant)."""
     p = params.for_stage("finetune")
     run = RunFolder(run_dir)
     table = run.read("slick")
@@ -223,8 +262,10 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
         raise ParameterError(f"the study set has no {' / '.join(empty)} questions; EARLY_STOP "
                              "needs dev questions and the analyses need test and OOD ones "
                              "(raise n_dev / n_test / n_ood)")
-    sets = build_sets(table, p.d_size, list(p.unknown_shares), p.pure_size,
-                      list(p.pure_categories), list(p.mitigation_shares), seed=p.seed)
+    sets = pd.concat([build_sets(table, p.d_size, list(p.unknown_shares), p.pure_size,
+                                 list(p.pure_categories), list(p.mitigation_shares),
+                                 seed=seed).assign(seed=seed) for seed in p.seeds],
+                     ignore_index=True)
     write_parquet(sets, run.path("sets"))
     config = replace(FinetuneConfig.from_params(p),
                      precision=resolve_precision(p.device, p.precision))
@@ -233,7 +274,8 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")
     metrics = checkpoints.per_epoch(results).join(meta, on="variant")
-    metrics["d_size"] = metrics["variant"].map(sets.groupby("variant").size())
+    sizes = sets.groupby(["seed", "variant"]).size().rename("d_size")
+    metrics = metrics.join(sizes, on=["seed", "variant"])
     selected = checkpoints.select(metrics)
     write_parquet(results, run.path("results"))
     write_parquet(metrics, run.path("metrics"))

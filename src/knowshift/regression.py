@@ -3,44 +3,51 @@
     accuracy = b0 + b_kn * N_kn / |D| + b_unk * N_unk / |D|,
 
 where N_kn and N_unk are the Known and Unknown fine-tuning examples the model *fits* (answers
-right) at a checkpoint, over all variants and epochs. b_unk < 0 means that fitting Unknown
-examples costs accuracy."""
+right) at a checkpoint. One point per (seed, mix, epoch); a run's epochs are not independent,
+so standard errors are clustered by training run (seed x mix; :func:`knowshift.stats.
+clustered_ols`). b_unk < 0 means that fitting Unknown examples costs accuracy."""
 
 from __future__ import annotations
 
 import pandas as pd
-import statsmodels.formula.api as smf
 
 from .files import write_parquet
 from .layout import RunFolder
+from .stats import clustered_ols
 
 FORMULA = "accuracy ~ known_share + unknown_share"
 
 
 def fit(points: pd.DataFrame, target: str = "test_accuracy"):
-    """OLS of ``target`` on the fitted Known and Unknown shares (N_kn/|D|, N_unk/|D|);
-    returns the statsmodels result."""
-    data = pd.DataFrame({"accuracy": points[target],
-                         "known_share": points["fitted_known_share"],
-                         "unknown_share": points["fitted_unknown_share"]})
-    return smf.ols(FORMULA, data=data).fit()
+    """OLS of ``target`` on the fitted Known and Unknown shares (N_kn/|D|, N_unk/|D|), errors
+    clustered by run (``seed`` x ``variant``; one cluster per point when those columns are
+    absent); returns the statsmodels result."""
+    run = (points["seed"].astype(str) + "/" + points["variant"].astype(str)
+           if {"seed", "variant"} <= set(points.columns) else pd.Series(range(len(points))))
+    data = pd.DataFrame({"accuracy": points[target].to_numpy(),
+                         "known_share": points["fitted_known_share"].to_numpy(),
+                         "unknown_share": points["fitted_unknown_share"].to_numpy(),
+                         "run": run.to_numpy()}).dropna()
+    return clustered_ols(data, FORMULA, "run")
 
 
 def coefficient_table(results: dict[str, object]) -> pd.DataFrame:
-    """Coefficients with 95 % CIs, p-values, R^2 and n, one block per fitted model."""
+    """Coefficients with 95 % CIs, p-values, R^2, points and clusters, one block per model."""
     rows = []
     for name, res in results.items():
         ci = res.conf_int()
+        clusters = (int(res.cov_kwds["groups"].max() + 1)
+                    if getattr(res, "cov_type", "") == "cluster" else int(res.nobs))
         for term in res.params.index:
             rows.append({"model": name, "term": term, "coef": res.params[term],
                          "ci_low": ci.loc[term, 0], "ci_high": ci.loc[term, 1],
                          "p_value": res.pvalues[term], "r_squared": res.rsquared,
-                         "n": int(res.nobs)})
+                         "n": int(res.nobs), "clusters": clusters})
     return pd.DataFrame(rows)
 
 
 def run_stage(run_dir) -> dict:
-    """Stage 5: fit the model in- and out-of-distribution over every mix variant and epoch;
+    """Stage 5: fit the model in- and out-of-distribution over every seed, mix and epoch;
     write the products ``points`` and ``coefficients``."""
     run = RunFolder(run_dir)
     metrics = run.read("metrics")
