@@ -1,6 +1,7 @@
 """Shared fixtures. The real default model is loaded once per session (torch jobs must not run
 side by side on two cores)."""
 
+import io
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def offline_facts():
 def smoke_run():
     from knowshift import pipeline
     shutil.rmtree(SMOKE_RUN, ignore_errors=True)
-    log = []
-    pipeline.run("smoke", SMOKE_RUN, log=log.append)
+    log, terminal = [], io.StringIO()
+    pipeline.run("smoke", SMOKE_RUN, log=log.append, progress=terminal)
+    # what the terminal's bars showed, kept beside the run to look at (and read by a test)
+    (SMOKE_RUN / "terminal.log").write_text(terminal.getvalue())
     return SMOKE_RUN, log

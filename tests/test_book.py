@@ -10,7 +10,8 @@ import pytest
 
 from knowshift import book, bookcheck, comparison, stats
 
-CHAPTERS = ["intro.html", "method.html", "results.html", "rerun.html", "attribution.html"]
+CHAPTERS = ["intro.html", "method.html", "results.html", "workshop.html", "rerun.html",
+            "attribution.html"]
 
 
 def test_book_builds_from_the_run_without_warnings(smoke_run):
@@ -29,11 +30,26 @@ def test_book_builds_from_the_run_without_warnings(smoke_run):
     assert (html / "_images").is_dir() and any((html / "_images").glob("*.png"))
 
 
+def test_book_pages_show_no_machine_paths_or_tool_noise(smoke_run):
+    """Papermill's injected cell (the run's absolute path) is not on the page, and saving a
+    figure prints nothing."""
+    run_dir, _ = smoke_run
+    html = run_dir / "book" / "html"
+    for nb in book.toc_notebooks(book.sources_dir()):
+        page = (html / f"{nb}.html").read_text()
+        assert str(run_dir.resolve()) not in page, nb
+        assert "PosixPath(" not in page and "Injected parameters" not in page, nb
+
+
 def test_book_in_headless_chromium(smoke_run):
     run_dir, _ = smoke_run
     shot = run_dir / "book" / "screenshots" / "results.png"
+    teach = run_dir / "book" / "screenshots" / "workshop.png"
     shot.unlink(missing_ok=True)
-    report = bookcheck.check(run_dir / "book" / "html" / "index.html", screenshot=shot)
+    teach.unlink(missing_ok=True)
+    report = bookcheck.check(run_dir / "book" / "html" / "index.html",
+                             screenshots={"results.html": shot, "workshop.html": teach})
+    assert teach.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["problems"] == []
     expected = CHAPTERS + [f"{nb}.html" for nb in book.toc_notebooks(book.sources_dir())]
     assert set(expected) <= set(report["pages"])
@@ -45,6 +61,31 @@ def test_book_in_headless_chromium(smoke_run):
     assert report["internal_links"] > 50
     assert report["formulas"] > 10  # the method chapter's, typeset by the book's own MathJax
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    assert report["launch_links"] == {}            # no repository URL set: no launch buttons
+    workshop = (run_dir / "book" / "html" / "workshop.html").read_text()
+    assert "{{" not in workshop and "Lesson plan" in workshop
+
+
+def test_launch_buttons_follow_the_repository_url_setting(smoke_run, tmp_path, monkeypatch):
+    """With the one repository setting, every notebook page offers Binder and Colab for the
+    repository's own notebook, and its download; the rest of the book is unchanged."""
+    run_dir, _ = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("book"))
+    monkeypatch.setenv("KNOWSHIFT_REPOSITORY_URL", "https://github.com/knowshift/knowshift")
+    index = book.build(copy)
+    report = bookcheck.check(index)
+    assert report["problems"] == []
+    notebooks = book.toc_notebooks(book.sources_dir())
+    assert set(report["launch_links"]) == {f"{nb}.html" for nb in notebooks}
+    links = report["launch_links"]["notebooks/03_finetune.html"]
+    assert ("https://mybinder.org/v2/gh/knowshift/knowshift/main?urlpath=tree/"
+            "notebooks/03_finetune.ipynb") in links
+    assert ("https://colab.research.google.com/github/knowshift/knowshift/blob/main/"
+            "notebooks/03_finetune.ipynb") in links
+    page = (copy / "book" / "html" / "notebooks" / "03_finetune.html").read_text()
+    assert "_sources/notebooks/03_finetune.ipynb" in page          # the download button
+    assert (copy / "book" / "html" / "_sources" / "notebooks" / "03_finetune.ipynb").is_file()
 
 
 def test_browser_check_reports_broken_images_links_and_anchors(tmp_path):

@@ -30,6 +30,34 @@ def test_notebooks_run_and_write_their_outputs(smoke_run):
         f"[knowshift] book: done -> {run.book_index()}"]
 
 
+def test_the_terminal_shows_progress_inside_slick_and_fine_tuning(smoke_run):
+    """The stages run in notebook kernels; their progress reaches the terminal through the
+    progress files, as bars with counts and rates, ending complete."""
+    run_dir, _ = smoke_run
+    shown = (run_dir / "terminal.log").read_text()
+    lines = [line for part in shown.split("\r") for line in part.splitlines()]
+    greedy = [line for line in lines if "slick: SliCK greedy" in line]
+    tuning = [line for line in lines if "finetune: fine-tuning" in line]
+    assert greedy and tuning
+    runs = 12 * 2                                    # 6 variants x 2 seeds x 2 epochs
+    assert any(f"{runs}/{runs}" in line for line in tuning)
+    assert any("run 12/12: seed 1" in line for line in tuning)
+    assert any("answers/s" in line or "s/answers" in line for line in greedy)
+    assert (run_dir / ".progress" / "finetune.json").is_file()
+
+
+def test_a_failing_cell_shows_its_traceback_in_the_terminal(tmp_path, capsys):
+    """A stage whose cell raises stops the run with the error and the end of its traceback."""
+    pipeline.run("smoke", tmp_path, stages=["facts"], book=False, log=lambda _: None)
+    assert cli.main(["run", "slick", "--profile", "smoke", "--run-dir", str(tmp_path),
+                     "--no-book", "-p", "k_shot=500"]) == 2
+    err = capsys.readouterr().err
+    first = next(line for line in err.splitlines() if line.startswith("knowshift: error:"))
+    assert "02_slick.ipynb failed: ParameterError" in first and "500-shot" in first
+    assert "draw_exemplar_sets" in err                    # the traceback's last frames
+    assert "\x1b[" not in err                             # without terminal colour codes
+
+
 def test_current_stages_are_skipped_and_force_reruns(smoke_run):
     run_dir, _ = smoke_run
     run = RunFolder(run_dir)

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from . import comparison
 from .errors import BookBuildError
 from .layout import RunFolder
@@ -49,18 +51,22 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
     if source.exists():
         shutil.rmtree(source)
     shutil.copytree(sources, source, ignore=shutil.ignore_patterns("_build", ".*"))
+    _configure_repository(source / "_config.yml")
     (source / "notebooks").mkdir(exist_ok=True)
     for nb, path in executed.items():
         failed = _error_outputs(path)
         if failed:
             raise BookBuildError(f"{path} holds error output ({failed}): rerun its stage "
                                  "(knowshift run --force)")
-        shutil.copy2(path, source / f"{nb}.ipynb")
+        _copy_for_reading(path, source / f"{nb}.ipynb")
+    table = comparison.compare(run_dir)
+    workshop = source / "workshop.md"
+    if workshop.is_file():
+        workshop.write_text(_fill_findings(workshop.read_text(), table, run.root.name))
     results = source / "results.md"
     if results.is_file():
         text = results.read_text()
         text = text.replace("{{ run_summary }}", comparison.run_summary(run_dir))
-        table = comparison.compare(run_dir)
         text = text.replace("{{ comparison_table }}", comparison.markdown(table))
         if "{{ findings_figure }}" in text:
             import matplotlib
@@ -73,6 +79,63 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
                                 "interval, beside the paper's value](findings.png)")
         results.write_text(text)
     return source
+
+
+BINDER_URL, COLAB_URL = "https://mybinder.org", "https://colab.research.google.com"
+
+
+def repository_url(config: Path | None = None) -> str:
+    """The one setting the book's repository links hang on: ``$KNOWSHIFT_REPOSITORY_URL``,
+    else ``repository.url`` in the book's ``_config.yml`` ('' when unset)."""
+    env = os.environ.get("KNOWSHIFT_REPOSITORY_URL", "").strip()
+    if env:
+        return env
+    data = yaml.safe_load((config or sources_dir() / "_config.yml").read_text()) or {}
+    return str((data.get("repository") or {}).get("url") or "").strip()
+
+
+def _configure_repository(config: Path) -> None:
+    """Launch buttons (Binder, Colab, and JupyterHub when its URL is configured) and the
+    repository button from :func:`repository_url`; all off when it is unset. Notebook pages
+    sit at ``notebooks/<name>.ipynb`` in the book as in the repository, so the book's root
+    stands for the repository's."""
+    data = yaml.safe_load(config.read_text()) or {}
+    url = repository_url(config)
+    launch = data.setdefault("launch_buttons", {})
+    html = data.setdefault("html", {})
+    html["use_repository_button"] = bool(url)
+    if url:
+        repo = data.setdefault("repository", {})
+        repo.update({"url": url, "path_to_book": "",
+                     "branch": os.environ.get("KNOWSHIFT_REPOSITORY_BRANCH",
+                                              repo.get("branch") or "main")})
+        launch.update({"binderhub_url": BINDER_URL, "colab_url": COLAB_URL})
+    else:
+        data.pop("repository", None)
+        launch.update({"binderhub_url": "", "colab_url": "", "jupyterhub_url": ""})
+    config.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _fill_findings(text: str, table, run_name: str) -> str:
+    """``{{ finding N }}``: our number for finding N of the comparison, with its verdict;
+    ``{{ run_name }}``: the run folder's name."""
+    def finding(match):
+        row = table.iloc[int(match.group(1)) - 1]
+        verdict = "" if row["verdict"] == "-" else f" (**{row['verdict']}**)"
+        return f"{row['ours']}{verdict}"
+    text = text.replace("{{ run_name }}", f"`{run_name}`")
+    return re.sub(r"\{\{ finding (\d+) \}\}", finding, text)
+
+
+def _copy_for_reading(path: Path, target: Path) -> None:
+    """Copy an executed notebook into the book without what only the pipeline needs: the cell
+    papermill injects (the run's absolute paths) is removed from the page."""
+    nb = json.loads(path.read_text())
+    for cell in nb.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    target.write_text(json.dumps(nb, indent=1))
 
 
 def _error_outputs(path: Path) -> str:
@@ -112,3 +175,28 @@ def build(run_dir: str | Path, sources: str | Path | None = None) -> Path:
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(scratch, ignore_errors=True)
     return final / "index.html"
+
+
+PUBLISHED_MARK = ".knowshift-book"
+
+
+def publish(run_dir: str | Path, target: str | Path) -> Path:
+    """Copy the built book of ``run_dir`` to ``target`` for static hosting (a ``gh-pages``
+    checkout, a web server's folder): the HTML, ``.nojekyll`` (GitHub Pages must not run Jekyll
+    on ``_static/``) and a mark that lets the next publish replace it. A folder with other
+    content is refused, never overwritten. Returns ``target/index.html``."""
+    html, target = RunFolder(run_dir).book_html(), Path(target)
+    if not (html / "index.html").is_file():
+        raise BookBuildError(f"{html} has no built book: run `knowshift book` first")
+    if target.exists() and any(target.iterdir()) and not (target / PUBLISHED_MARK).is_file():
+        raise BookBuildError(f"{target} is not empty and holds no published knowshift book; "
+                             "publish into an empty folder (or a previous publish)")
+    staged = target.with_name(f".{target.name}.publishing")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(html, staged)
+    (staged / ".nojekyll").write_text("")
+    (staged / PUBLISHED_MARK).write_text(f"{Path(run_dir).resolve()}\n")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staged, target)
+    return target / "index.html"

@@ -87,11 +87,15 @@ def _local(url: str, root: Path) -> Path | None:
     return path if path.is_relative_to(root) else None
 
 
+LAUNCH_HOSTS = ("mybinder.org", "colab.research.google.com")
+
+
 def check(index_html: str | Path, screenshot: str | Path | None = None,
-          screenshot_page: str = "results.html") -> dict:
+          screenshot_page: str = "results.html",
+          screenshots: dict[str, str | Path] | None = None) -> dict:
     """Crawl the book from ``index_html``; returns a report with ``pages`` (relative path ->
-    title), ``figures`` (images seen), ``formulas``, ``external_links`` and ``problems`` (empty
-    when the book is sound)."""
+    title), ``figures`` (images seen), ``formulas``, ``external_links``, ``launch_links`` (page
+    -> its Binder / Colab / JupyterHub links) and ``problems`` (empty when the book is sound)."""
     index_html = Path(index_html).resolve()
     root = index_html.parent
     if not index_html.is_file():
@@ -102,15 +106,19 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
     links: list[tuple[str, str, Path, str]] = []  # (page, href, target file, anchor)
     problems: list[str] = []
     figures = formulas = external = 0
+    launch: dict[str, list[str]] = {}             # page -> its launch links (Binder, Colab, ...)
     queue, seen = deque([index_html]), {index_html}
 
     def follow(rel: str, href: str) -> None:
-        """Record an internal link from page ``rel`` and queue its page; count external ones."""
+        """Record an internal link from page ``rel`` and queue its page; count external ones
+        and note launch links."""
         nonlocal external
         url, anchor = urldefrag(href)
         target = _local(url, root)
         if target is None:
             external += urlparse(href).scheme in ("http", "https")
+            if urlparse(href).hostname in LAUNCH_HOSTS or "/hub/user-redirect/" in href:
+                launch.setdefault(rel, []).append(href)
             return
         links.append((rel, href, target, anchor))
         if target.is_file() and target.suffix == ".html" and target not in seen \
@@ -149,12 +157,16 @@ def check(index_html: str | Path, screenshot: str | Path | None = None,
                 problems.append(f"{rel}: broken link {href}")
             elif anchor and target in ids and unquote(anchor) not in ids[target]:
                 problems.append(f"{rel}: link {href} points at a missing anchor")
+        shots = dict(screenshots or {})
         if screenshot:
-            _screenshot(driver, root / screenshot_page, Path(screenshot))
+            shots[screenshot_page] = screenshot
+        for page_name, out in shots.items():
+            _screenshot(driver, root / page_name, Path(out))
     finally:
         driver.quit()
     return {"pages": pages, "figures": figures, "formulas": formulas,
-            "external_links": external, "internal_links": len(links), "problems": problems}
+            "external_links": external, "internal_links": len(links), "launch_links": launch,
+            "problems": problems}
 
 
 def _redirect(page: Path) -> str | None:

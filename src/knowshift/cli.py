@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
     book.add_argument("--check", action="store_true",
                       help="open the built book in headless Chromium: pages, figures, formulas, "
-                           "links; save a screenshot of the results chapter")
+                           "links; save screenshots of the results and workshop chapters")
+    book.add_argument("--publish", metavar="DIR",
+                      help="copy the built (and, with --check, checked) book to DIR for static "
+                           "hosting, e.g. a gh-pages checkout; DIR must be empty or a previous "
+                           "publish")
     audit = sub.add_parser("audit", help="audit a question-answer fine-tuning file before training",
                            description="Run SliCK on every example of DATA (.jsonl, .csv or "
                            ".parquet with 'question' and 'answer' or 'answers'; optional "
@@ -109,16 +113,19 @@ def _book(args) -> int:
     run = RunFolder(run_folder(args.profile, args.run_dir))
     index = book.build(run.root)
     print(f"[knowshift] book: {index}")
-    if not args.check:
-        return 0
-    shot = run.book_screenshot()
-    report = bookcheck.check(index, screenshot=shot)
-    print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
-          f"{report['formulas']} formulas, {report['internal_links']} internal links in "
-          f"Chromium; screenshot: {shot}")
-    for problem in report["problems"]:
-        print(f"knowshift: book problem: {problem}", file=sys.stderr)
-    return 1 if report["problems"] else 0
+    if args.check:
+        shots = {f"{c}.html": run.book_screenshot(c) for c in run.SCREENSHOT_CHAPTERS}
+        report = bookcheck.check(index, screenshots=shots)
+        print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
+              f"{report['formulas']} formulas, {report['internal_links']} internal links in "
+              f"Chromium; screenshots: {', '.join(str(p) for p in shots.values())}")
+        for problem in report["problems"]:
+            print(f"knowshift: book problem: {problem}", file=sys.stderr)
+        if report["problems"]:
+            return 1
+    if args.publish:
+        print(f"[knowshift] published: {book.publish(run.root, args.publish)}")
+    return 0
 
 
 if __name__ == "__main__":

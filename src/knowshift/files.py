@@ -56,15 +56,13 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     raise ValueError(f"cannot write a table as {path.suffix!r}")
 
 
-def save_figure(fig, path_stem: str | Path) -> list[Path]:
-    """Save a matplotlib figure as PNG and SVG next to each other (``stem.png``, ``stem.svg``)."""
+def save_figure(fig, path_stem: str | Path) -> None:
+    """Save a matplotlib figure as PNG and SVG next to each other (``stem.png``, ``stem.svg``).
+    Returns nothing, so a notebook cell that ends with it shows the figure and no paths."""
     stem = Path(path_stem)
-    out = []
     for ext in ("png", "svg"):
-        target = stem.with_suffix(f".{ext}")
-        out.append(_atomic(target, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=120,
-                                                                    bbox_inches="tight")))
-    return out
+        _atomic(stem.with_suffix(f".{ext}"), lambda tmp, ext=ext: fig.savefig(
+            tmp, format=ext, dpi=120, bbox_inches="tight"))
 
 
 def fingerprint(*parts: Any) -> str:

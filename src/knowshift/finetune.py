@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -34,6 +35,7 @@ from .finetune_sets import build_sets, eval_sets
 from .layout import RunFolder
 from .models import autocast, load_model, resolve_model, resolve_precision
 from .params import check_config, default
+from .progress import Progress
 from .schema import format_question, format_target
 from .scoring import score
 
@@ -164,7 +166,8 @@ def _best_dev(rows: pd.DataFrame) -> float:
 def train_variant(model_name: str, device: str, examples: pd.DataFrame,
                   held_out: dict[str, pd.DataFrame], config: FinetuneConfig,
                   progress: bool = True, desc: str = "",
-                  test_every_epoch: bool = True) -> pd.DataFrame:
+                  test_every_epoch: bool = True,
+                  on_epoch: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Fine-tune a fresh copy of the base model on ``examples`` and return per-question
     results for every epoch (columns: epoch, set, id, prediction, correct, abstained, ...).
 
@@ -204,6 +207,8 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         results.append(rows)
         bar.set_postfix(loss=f"{rows['train_loss'].iloc[0]:.3f}",
                         epoch_s=f"{time.perf_counter() - start:.0f}")
+        if on_epoch is not None:
+            on_epoch(epoch)
     if tests and best_epoch != config.epochs:
         with torch.no_grad():
             for n, p in trainable.items():
@@ -218,33 +223,43 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
 
 def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_name: str,
                  device: str, config: FinetuneConfig, out_dir: str | Path,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, progress_file: str | Path | None = None
+                 ) -> pd.DataFrame:
     """Train every (seed, variant) in ``sets`` with the seed in ``config`` replaced by the
     set's own (resumable: one results file per finished run, keyed by the model, the set's
     examples and the config). Mixes are tested after every epoch, other kinds at their
     checkpoints only (see :func:`train_variant`)."""
     out_dir = Path(out_dir)
-    frames = []
-    runs = list(dict.fromkeys(zip(sets["seed"], sets["variant"])))
+    runs = []
     identity = resolve_model(model_name)[1]
-    for seed, variant in tqdm(runs, desc="fine-tuning runs (seed x variant)", unit="run",
-                              disable=not progress):
+    for seed, variant in dict.fromkeys(zip(sets["seed"], sets["variant"])):
         examples = sets[(sets["seed"] == seed) & (sets["variant"] == variant)].reset_index(
             drop=True)
         run_config = replace(config, seed=int(seed))
         every = bool((examples["kind"] == "mix").all())
         key = fingerprint(identity, asdict(run_config), examples[["id", "target"]].to_dict(
             "list"), {k: v["id"].tolist() for k, v in held_out.items()}, every)
-        path = out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"
-        if path.is_file():
-            rows = pd.read_parquet(path)
-        else:
+        runs.append((seed, variant, examples, run_config, every,
+                     out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"))
+    cached = sum(path.is_file() for *_, path in runs)
+    frames = []
+    with Progress(progress_file, len(runs) * config.epochs, "fine-tuning", "epoch",
+                  initial=cached * config.epochs, enabled=progress) as bar:
+        for i, (seed, variant, examples, run_config, every, path) in enumerate(runs, 1):
+            if path.is_file():
+                frames.append(pd.read_parquet(path))
+                continue
+
+            def tick(epoch, seed=seed, variant=variant, i=i):
+                bar.update(1, f"run {i}/{len(runs)}: seed {seed} {variant}, epoch "
+                              f"{epoch}/{config.epochs}")
             rows = train_variant(model_name, device, examples, held_out, run_config, progress,
-                                 desc=f"seed {seed} {variant}", test_every_epoch=every)
+                                 desc=f"seed {seed} {variant}", test_every_epoch=every,
+                                 on_epoch=tick)
             rows.insert(0, "variant", variant)
             rows.insert(0, "seed", int(seed))
             write_parquet(rows, path)
-        frames.append(rows)
+            frames.append(rows)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -270,7 +285,8 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
     config = replace(FinetuneConfig.from_params(p),
                      precision=resolve_precision(p.device, p.precision))
     results = run_variants(sets, held_out, p.model, p.device, config,
-                           run.cache("finetune"), progress=progress)
+                           run.cache("finetune"), progress=progress,
+                           progress_file=run.progress("finetune"))
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")
     metrics = checkpoints.per_epoch(results).join(meta, on="variant")

@@ -135,6 +135,10 @@ class RunFolder:
     def stamp(self, stage_name: str) -> Path:
         return self.root / ".stamps" / f"{stage_name}.json"
 
+    def progress(self, stage_name: str) -> Path:
+        """Where a running stage writes its progress (:mod:`knowshift.progress`)."""
+        return self.root / ".progress" / f"{stage_name}.json"
+
     def notebooks(self) -> Path:
         return self.root / "notebooks"
 
@@ -160,5 +164,7 @@ class RunFolder:
     def book_log(self) -> Path:
         return self.book() / "build.log"
 
-    def book_screenshot(self) -> Path:
-        return self.book() / "screenshots" / "results.png"
+    def book_screenshot(self, chapter: str = "results") -> Path:
+        return self.book() / "screenshots" / f"{chapter}.png"
+
+    SCREENSHOT_CHAPTERS = ("results", "workshop")

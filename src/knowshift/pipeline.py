@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,8 +26,10 @@ from .errors import KnowshiftError, ParameterError, StageFailedError
 from .files import fingerprint, write_json
 from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
 from .params import DEFAULT_PROFILE, Params, resolve
+from .progress import Watcher
 
 PACKAGE_DIR = Path(__file__).parent
+TRACEBACK_LINES = 15        # of a failed cell, shown in the terminal
 
 
 def notebooks_dir() -> Path:
@@ -84,10 +87,11 @@ def check_sources(params: Params, stages: list[str]) -> None:
 
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         stages: list[str] | None = None, overrides: dict | None = None,
-        force: bool = False, book: bool | None = None, log=print) -> Path:
+        force: bool = False, book: bool | None = None, log=print, progress=None) -> Path:
     """Run ``stages`` (all by default, always in study order) of ``profile`` with
     ``overrides``, then build the book (by default when all stages run); returns the run
-    folder."""
+    folder. The bars (stages, and the progress inside SliCK and fine-tuning) go to the stream
+    ``progress`` (default: standard error)."""
     overrides = dict(overrides or {})
     params = resolve(profile, overrides)
     if Path(profile).suffix in (".yaml", ".yml"):
@@ -117,7 +121,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
                      current and not (force and stage.name in wanted)))
     check_sources(params, [stage.name for stage, *_, skip in plan if not skip])
 
-    bar = tqdm(plan, desc="knowshift stages", unit="stage")
+    bar = tqdm(plan, desc="knowshift stages", unit="stage", file=progress)
     for stage, nb_in, stage_params, stamp, skip in bar:
         bar.set_postfix_str(stage.name)
         if skip:
@@ -127,7 +131,8 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         if stage_params:          # analysis stages read tables only, no parameters
             injected |= {"profile": str(profile),
                          "overrides": {k: params.plain()[k] for k in overrides}}
-        _execute(nb_in, folder, injected)
+        with Watcher(folder.progress(stage.name), stage.name, stream=progress):
+            _execute(nb_in, folder, injected)
         _check_products(folder, stage)
         write_json({"stage": stage.name, "stamp": stamp, "params": stage_params,
                     "products": _products_state(folder, stage.name)}, folder.stamp(stage.name))
@@ -184,6 +189,8 @@ def _execute(nb_in: Path, folder: RunFolder, parameters: dict) -> None:
                                        cwd=str(nb_in.parent), config=_kernel_config(sockets))
     except PapermillExecutionError as err:
         os.replace(tmp, failed)
+        trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(err.traceback or [])).strip()
+        shown = "\n".join(trace.splitlines()[-TRACEBACK_LINES:])
         raise StageFailedError(f"{nb_in.name} failed: {err.ename}: {err.evalue} "
-                               f"(see {failed})") from err
+                               f"(see {failed})\n{shown}") from err
     os.replace(tmp, out_dir / nb_in.name)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .answers import is_correct
 from .errors import ParameterError
@@ -31,6 +30,7 @@ from .generation import complete_many
 from .layout import RunFolder
 from .models import load_model, model_identity, resolve_precision
 from .params import check_config, default, from_params
+from .progress import Progress
 from .schema import CATEGORIES, KNOWN, format_exemplars, format_question
 
 
@@ -93,6 +93,9 @@ class SlickCache:
     def path(self, mode: str, relation: str, index: int) -> Path:
         return self.dir / mode / relation / f"set{index:03d}.parquet"
 
+    def has(self, mode: str, chunks: list[tuple[str, int]]) -> bool:
+        return all(self.path(mode, r, i).is_file() for r, i in chunks)
+
     def get_or_run(self, mode: str, chunks: list[tuple[str, int]], run) -> list[pd.DataFrame]:
         """The tables of ``chunks`` (relation, exemplar set), read if all are on disk, else
         computed together by ``run()`` (the same tables: a block is deterministic) and the
@@ -121,9 +124,12 @@ def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
 
 def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
                     config: SlickConfig, cache_dir: str | Path,
-                    progress: bool = True) -> pd.DataFrame:
+                    progress: bool = True, progress_file: str | Path | None = None
+                    ) -> pd.DataFrame:
     """Run SliCK on every question of ``study``; exemplars come from ``facts``' train split
-    (minus the study questions). Returns ``study`` with P_correct, category and predictions."""
+    (minus the study questions). Returns ``study`` with P_correct, category and predictions.
+    Progress (answers generated, by chunk) goes to a bar and to ``progress_file``
+    (:mod:`knowshift.progress`)."""
     if study.empty:
         raise ParameterError("the study set is empty: nothing to label")
     pool = exemplar_pool(facts, study)
@@ -158,12 +164,19 @@ def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
         chunks = [(r, i) for r in relations if questions[r].any()
                   for i in range(config.n_exemplar_sets)]
         rows = {r: int(questions[r].sum()) * n for r in relations}
-        tables = []
-        with tqdm(total=len(chunks), desc=desc, unit="chunk", disable=not progress) as bar:
-            for block in blocks(chunks, rows, config.batch_size):
+        work = blocks(chunks, rows, config.batch_size)
+        size = [sum(rows[r] for r, _ in block) for block in work]
+        cached = [cache.has(mode, block) for block in work]
+        tables, done = [], sum(len(b) for b, c in zip(work, cached) if c)
+        with Progress(progress_file, sum(size), desc, "answers", enabled=progress,
+                      initial=sum(n for n, c in zip(size, cached) if c)) as bar:
+            for block, n_rows, was_cached in zip(work, size, cached):
                 tables += cache.get_or_run(mode, block, lambda: run_block(
                     block, questions, temperature, n))
-                bar.update(len(block))
+                if not was_cached:
+                    done += len(block)
+                    bar.update(n_rows, f"chunk {done}/{len(chunks)} (relation x exemplar "
+                               f"set), last {block[-1][0]}")
         return pd.concat(tables) if tables else None
 
     every = {r: np.ones(len(g), dtype=bool) for r, g in groups.items()}
@@ -212,7 +225,7 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     config = replace(SlickConfig.from_params(p),
                      precision=resolve_precision(p.device, p.precision))
     net, tok = load_model(p.model, p.device, config.precision)
-    table = label_questions(net, tok, study, facts, config,
-                            run.cache("slick"), progress=progress)
+    table = label_questions(net, tok, study, facts, config, run.cache("slick"),
+                            progress=progress, progress_file=run.progress("slick"))
     write_parquet(table, run.path("slick"))
     return table

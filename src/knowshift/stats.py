@@ -137,12 +137,13 @@ def verdict(est: Estimate, direction: int) -> str:
 
 def clustered_ols(data: pd.DataFrame, formula: str, groups: str):
     """OLS of ``formula`` on ``data`` with standard errors clustered by the column ``groups``
-    (plain OLS errors when there is one cluster)."""
+    and t intervals with (clusters - 1) degrees of freedom, as few clusters need (plain OLS
+    errors when there is one cluster)."""
     codes = pd.factorize(data[groups])[0]
     model = smf.ols(formula, data=data)
     if len(set(codes)) < 2:
         return model.fit()
-    return model.fit(cov_type="cluster", cov_kwds={"groups": codes})
+    return model.fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
 
 
 def proportion(count: int, total: int) -> Estimate:
