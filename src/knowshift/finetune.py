@@ -39,6 +39,9 @@ from .progress import Progress
 from .schema import format_question, format_target
 from .scoring import score
 
+# Held-out sets the category-pure variants are not tested on (stage 6 reads their in-distribution
+# test accuracy by category, as the paper's Table 2; nothing reads their OOD accuracy).
+TESTED_ONLY_IN_DISTRIBUTION = ("ood",)
 # LoRA adapts every attention and MLP projection of a Llama-style model.
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -228,7 +231,8 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
     """Train every (seed, variant) in ``sets`` with the seed in ``config`` replaced by the
     set's own (resumable: one results file per finished run, keyed by the model, the set's
     examples and the config). Mixes are tested after every epoch, other kinds at their
-    checkpoints only (see :func:`train_variant`)."""
+    checkpoints only (see :func:`train_variant`); category-pure sets are tested
+    in-distribution only, as the paper's Table 2 reads them."""
     out_dir = Path(out_dir)
     runs = []
     identity = resolve_model(model_name)[1]
@@ -237,15 +241,17 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
             drop=True)
         run_config = replace(config, seed=int(seed))
         every = bool((examples["kind"] == "mix").all())
+        asked = {k: v for k, v in held_out.items()
+                 if k not in TESTED_ONLY_IN_DISTRIBUTION or examples["kind"].iloc[0] != "pure"}
         key = fingerprint(identity, asdict(run_config), examples[["id", "target"]].to_dict(
-            "list"), {k: v["id"].tolist() for k, v in held_out.items()}, every)
-        runs.append((seed, variant, examples, run_config, every,
+            "list"), {k: v["id"].tolist() for k, v in asked.items()}, every)
+        runs.append((seed, variant, examples, asked, run_config, every,
                      out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"))
     cached = sum(path.is_file() for *_, path in runs)
     frames = []
     with Progress(progress_file, len(runs) * config.epochs, "fine-tuning", "epoch",
                   initial=cached * config.epochs, enabled=progress) as bar:
-        for i, (seed, variant, examples, run_config, every, path) in enumerate(runs, 1):
+        for i, (seed, variant, examples, asked, run_config, every, path) in enumerate(runs, 1):
             if path.is_file():
                 frames.append(pd.read_parquet(path))
                 continue
@@ -253,7 +259,7 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
             def tick(epoch, seed=seed, variant=variant, i=i):
                 bar.update(1, f"run {i}/{len(runs)}: seed {seed} {variant}, epoch "
                               f"{epoch}/{config.epochs}")
-            rows = train_variant(model_name, device, examples, held_out, run_config, progress,
+            rows = train_variant(model_name, device, examples, asked, run_config, progress,
                                  desc=f"seed {seed} {variant}", test_every_epoch=every,
                                  on_epoch=tick)
             rows.insert(0, "variant", variant)
