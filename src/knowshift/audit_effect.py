@@ -39,7 +39,7 @@ def study_fit(study: str | Path | None) -> dict:
     return {"b0": 100 * res.params["Intercept"], "b_kn": 100 * res.params["known_share"],
             "b_unk": 100 * res.params["unknown_share"], "r_squared": float(res.rsquared),
             "b_kn_ci": ci.loc["known_share"].tolist(), "b_unk_ci": ci.loc["unknown_share"].tolist(),
-            "source": f"knowshift run {Path(study).resolve()} (model {model!r}, "
+            "source": f"knowshift run {Path(study).resolve().name!r} (model {model!r}, "
                       f"{int(res.nobs)} checkpoints, errors clustered by training run, "
                       "in-distribution test accuracy)"}
 

@@ -62,7 +62,9 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
     table = comparison.compare(run_dir)
     workshop = source / "workshop.md"
     if workshop.is_file():
-        workshop.write_text(_fill_findings(workshop.read_text(), table, run.root.name))
+        text = _fill_findings(workshop.read_text(), table, run.root.name)
+        workshop.write_text(text.replace("{{ repository }}", repository_url(
+            source / "_config.yml") or "<the repository's URL>"))
     results = source / "results.md"
     if results.is_file():
         text = results.read_text()

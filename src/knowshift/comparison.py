@@ -13,6 +13,7 @@ row or one this profile does not run."""
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -332,7 +333,7 @@ def figure(table: pd.DataFrame):
     colours = {stats.AGREES: "#1a9850", stats.INCONCLUSIVE: "#888888",
                stats.DISAGREES: "#d73027", "-": "#888888"}
     shown = table[table["verdict"] != "-"].reset_index()
-    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(shown) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(shown) + 1.4))
     y = np.arange(len(shown))[::-1]
     for yi, (_, row) in zip(y, shown.iterrows()):
         c = colours[row["verdict"]]
@@ -342,8 +343,7 @@ def figure(table: pd.DataFrame):
         if not np.isnan(row["paper_effect"]):
             ax.plot(row["paper_effect"], yi, "x", color="black", ms=8, mew=2)
     ax.axvline(0, color="black", lw=0.8, ls=":")
-    ax.set_yticks(y, [f"{i + 1}. {row['effect_measured']}" if len(row["effect_measured"]) < 60
-                      else f"{i + 1}. {row['effect_measured'][:57]}…"
+    ax.set_yticks(y, [f"{i + 1}. {textwrap.shorten(row['effect_measured'], 80, placeholder='…')}"
                       for i, row in zip(shown["index"], shown.to_dict("records"))],
                   fontsize=8)
     ax.set_xlabel("effect (accuracy points; β in points per unit share)")

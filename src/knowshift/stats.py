@@ -169,6 +169,18 @@ def summarize(table: pd.DataFrame, by: list[str], value: str, seed: str = "seed"
     return pd.DataFrame(rows)
 
 
+def interval_table(table: pd.DataFrame, by: list[str], values: list[str],
+                   seed: str = "seed") -> pd.DataFrame:
+    """Each of ``values`` (shares) per group of ``by`` as text, ``mean [low, high]`` in points,
+    the mean over seeds with its t interval: a table a reader can read intervals off."""
+    cols = {v: summarize(table, by, v, seed) for v in values}
+    out = cols[values[0]][by].copy()
+    for v, t in cols.items():
+        out[v] = [Estimate(a, lo, hi, "").points() for a, lo, hi in
+                  zip(t["value"], t["low"], t["high"])]
+    return out.set_index(by)
+
+
 def accuracy_table(results: pd.DataFrame, checkpoints: pd.DataFrame, by: list[str],
                    sets: Sequence[str] = ("test", "ood")) -> pd.DataFrame:
     """Accuracy at each checkpoint of each group of ``by`` (columns of ``checkpoints``) on each
