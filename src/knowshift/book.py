@@ -64,7 +64,7 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
     if workshop.is_file():
         text = _fill_findings(workshop.read_text(), table, run.root.name)
         workshop.write_text(text.replace("{{ repository }}", repository_url(
-            source / "_config.yml") or "<the repository's URL>"))
+            source / "_config.yml") or "<repository-url>"))
     results = source / "results.md"
     if results.is_file():
         text = results.read_text()
