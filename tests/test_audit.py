@@ -47,7 +47,7 @@ def test_csv_and_parquet_rows_and_columns(tmp_path):
         audit_data.read_examples(csv)
     csv.write_text("question,answers,topic\nWhat is the capital of Peru?,Lima,geo\n"
                    "Where is Toledo?,Ohio|OH,geo\n")
-    table = audit_data.read_examples(csv)
+    table = audit_data.read_examples(csv).table
     assert table["answers"].tolist() == [["Lima"], ["Ohio", "OH"]]
     assert table["line"].tolist() == [2, 3] and table["topic"].tolist() == ["geo", "geo"]
     pd.DataFrame({"question": ["Q1?", "Q2?"], "answer": ["A", None]}).to_parquet(
@@ -55,7 +55,7 @@ def test_csv_and_parquet_rows_and_columns(tmp_path):
     with pytest.raises(DataFileError, match="row 2: empty or missing answer"):
         audit_data.read_examples(tmp_path / "d.parquet")
     (tmp_path / "noq.csv").write_text("prompt,answer\nx,y\n")
-    with pytest.raises(DataFileError, match="no 'question' column"):
+    with pytest.raises(DataFileError, match="cannot tell the format from the fields"):
         audit_data.read_examples(tmp_path / "noq.csv")
     (tmp_path / "d.txt").write_text("q")
     with pytest.raises(DataFileError, match="unknown format '.txt'"):
@@ -145,8 +145,8 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
     assert html.count("data:image/png;base64,") == 2
 
     # the files keep the input's format and columns and read back with the same schema
-    filtered = audit_data.read_examples(out / "filtered.jsonl")
-    idk = audit_data.read_examples(out / "idk.jsonl")
+    filtered = audit_data.read_examples(out / "filtered.jsonl").table
+    idk = audit_data.read_examples(out / "idk.jsonl").table
     assert list(json.loads((out / "idk.jsonl").read_text().splitlines()[0])) == [
         "question", "answers", "topic"]
     assert sorted(filtered["question"]) == sorted(examples.loc[examples["known"], "question"])
@@ -174,5 +174,5 @@ def test_too_few_examples_for_exemplars_is_explained(tmp_path, default_model):
     path = _jsonl(tmp_path / "tiny.jsonl", [{"question": f"Q{i}?", "answer": "A"}
                                             for i in range(3)])
     with pytest.raises(DataFileError, match="needs at least 8 examples per relation"):
-        audit.label(audit_data.read_examples(path), *default_model, SlickConfig(k_shot=4),
+        audit.label(audit_data.read_examples(path).table, *default_model, SlickConfig(k_shot=4),
                     tmp_path / "cache")

@@ -21,8 +21,13 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def is_correct(prediction: str, answers: Iterable[str]) -> bool:
-    """Exact match of the normalised prediction against any accepted answer (aliases included).
-    An empty prediction is never correct."""
+def matched(prediction: str, answers: Iterable[str]) -> str | None:
+    """The accepted answer (aliases included) the prediction matches exactly once both are
+    normalised, or None; an empty prediction matches nothing."""
     pred = normalize(prediction)
-    return bool(pred) and any(pred == normalize(a) for a in answers)
+    return next((a for a in answers if pred and pred == normalize(a)), None)
+
+
+def is_correct(prediction: str, answers: Iterable[str]) -> bool:
+    """Exact match of the normalised prediction against any accepted answer."""
+    return matched(prediction, answers) is not None

@@ -1,12 +1,16 @@
-"""Audit a question-answer fine-tuning set before training: how much of it is new to the model,
-and what fitting it is likely to do (the paper's finding as a practical tool).
+"""Audit a fine-tuning set before training: how much of it is new to the model, and what
+fitting it is likely to do (the paper's finding as a practical tool, and a gate).
 
-Reading DATA is :mod:`knowshift.audit_data`, the projection and recommendation
+Reading DATA is :mod:`knowshift.audit_data` (row shapes, skips) over
+:mod:`knowshift.audit_files` (containers), the projection and recommendation
 :mod:`knowshift.audit_effect`, the HTML page :mod:`knowshift.audit_report`. Here: SliCK runs
-with the study's code (:func:`knowshift.slick.label_questions`). The file is split in two
-halves (balanced per relation, by a seeded hash of each example); each half is labelled with
-exemplars drawn from the other, so an example is never among its own exemplars. Finished
-chunks are cached in the output folder, so an interrupted audit resumes."""
+with the study's code (:func:`knowshift.slick.label_questions`). A full audit splits the
+examples in two halves (balanced per relation, by a seeded hash of each example) and labels
+each half with exemplars drawn from the other, so an example is never among its own
+exemplars; the work is cut in slices of :data:`SLICE` examples whose SliCK chunks are cached
+in the output folder, so an interrupted audit resumes. ``sample`` audits a seeded random
+sample instead (stratified by the ``group_by`` columns), with exemplars from the examples
+not sampled, and reports each share with its Wilson 95 % interval."""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .audit_data import read_examples
+from . import audit_data, audit_files, stats
+from .answers import matched
+from .audit_data import Budget, Examples, read_examples
 from .audit_effect import expected_effect, recommend, study_fit
 from .audit_report import render_html
 from .errors import DataFileError, ParameterError
@@ -25,10 +31,20 @@ from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
 from .models import load_model, resolve_model, resolve_precision
 from .offline_facts import relation_names
-from .schema import CATEGORIES, COLUMNS, IDK_ANSWER
+from .progress import Progress
+from .schema import CATEGORIES, COLUMNS
 from .slick import SlickConfig, category_mix, label_questions
 
 SHOWN_UNKNOWN = 20
+SLICE = 256          # examples per cached SliCK slice of a full audit (what a resume may redo)
+# Exit codes of `knowshift audit` (documented in its --help and the README).
+EXIT_OK, EXIT_ERROR, EXIT_GATE = 0, 2, 3
+
+
+def example_ids(table: pd.DataFrame) -> list[str]:
+    """Stable ids: the row's line (and the turn, past a conversation's first)."""
+    return [f"line{n:07d}" + (f"-turn{t}" if t > 1 else "")
+            for n, t in zip(table["line"], table["turn"])]
 
 
 def as_facts(examples: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -36,85 +52,183 @@ def as_facts(examples: pd.DataFrame, source: str) -> pd.DataFrame:
     relation = (examples["relation"].astype(str) if "relation" in examples
                 else pd.Series("all", index=examples.index))
     return pd.DataFrame({
-        "id": [f"line{n:07d}" for n in examples["line"]], "relation": relation,
+        "id": example_ids(examples), "relation": relation,
         "subject": examples["question"], "question": examples["question"],
         "answers": examples["answers"], "answer": examples["answer"], "split": "train",
-        "ood": False, "popularity": np.nan, "source": source})[COLUMNS]
+        "ood": False, "popularity": np.nan, "source": source}, index=examples.index)[COLUMNS]
 
 
 def label(examples: pd.DataFrame, model, tok, config: SlickConfig, cache_dir: str | Path,
-          source: str = "audit", progress: bool = True) -> pd.DataFrame:
-    """SliCK on every example: each half of the file is labelled with exemplars from the other
-    half (same relation when there is one). Returns the facts with P_correct and category."""
+          source: str = "audit", progress: bool = True,
+          exemplars: pd.DataFrame | None = None) -> pd.DataFrame:
+    """SliCK on every example, with exemplars of the same relation (when there is one) drawn
+    from ``exemplars`` when given, else from the other half of ``examples``. Returns the facts
+    with P_correct, category and the model's answers, in the order of ``examples``."""
     facts = as_facts(examples, source)
-    # halves balanced within each relation: order by a seeded hash, then alternate
-    key = facts["id"].map(lambda i: zlib.crc32(f"{config.seed}:{i}".encode()))
-    fold = (facts.assign(_key=key).sort_values(["relation", "_key"])
-            .groupby("relation").cumcount() % 2).reindex(facts.index)
-    for relation, group in facts.groupby("relation"):
-        if len(group) < 2 * config.k_shot:
+    need = config.k_shot if exemplars is not None else 2 * config.k_shot
+    pool_facts = as_facts(exemplars, source) if exemplars is not None else facts
+    for relation in facts["relation"].unique():
+        have = int((pool_facts["relation"] == relation).sum())
+        if have < need and exemplars is not None:
             raise DataFileError(
-                f"relation {relation!r} has {len(group)} examples; the audit draws "
+                f"relation {relation!r} has {have} examples outside the sample; "
+                f"{config.k_shot}-shot exemplars need at least {need} (sample fewer, or audit "
+                "the whole file)")
+        if have < need:
+            raise DataFileError(
+                f"relation {relation!r} has {have} examples; the audit draws "
                 f"{config.k_shot}-shot exemplars from the other half of the file, so it needs "
-                f"at least {2 * config.k_shot} examples per relation")
+                f"at least {need} examples per relation")
+    if exemplars is not None:
+        jobs = [(facts, pool_facts, Path(cache_dir) / "sample")]
+    else:
+        # halves balanced within each relation: order by a seeded hash, then alternate
+        key = facts["id"].map(lambda i: zlib.crc32(f"{config.seed}:{i}".encode()))
+        fold = (facts.assign(_key=key).sort_values(["relation", "_key"])
+                .groupby("relation").cumcount() % 2).reindex(facts.index)
+        jobs = [(facts[fold == f], facts[fold != f], Path(cache_dir) / f"half{f}")
+                for f in (0, 1)]
+    slices = [(study.iloc[i:i + SLICE], pool, folder / f"slice{i // SLICE:04d}")
+              for study, pool, folder in jobs for i in range(0, len(study), SLICE)]
     parts = []
-    for f in (0, 1):
-        study, pool = facts[fold == f], facts[fold != f]
-        parts.append(label_questions(model, tok, study, pool, config,
-                                     Path(cache_dir) / f"half{f}", progress=progress))
+    with Progress(None, len(facts), "audit", "examples", enabled=progress and len(slices) > 1
+                  ) as bar:
+        for study, pool, folder in slices:
+            parts.append(label_questions(model, tok, study, pool, config, folder,
+                                         progress=progress and len(slices) == 1))
+            bar.update(len(study), f"slice {len(parts)}/{len(slices)}")
     out = pd.concat(parts, ignore_index=True)
     return out.set_index("id").loc[facts["id"]].reset_index()
 
 
+def draw_sample(table: pd.DataFrame, n: int, by: list[str], seed: int) -> pd.DataFrame:
+    """``n`` examples drawn at random (fixed by ``seed``), stratified by the ``by`` columns
+    with proportional allocation (largest remainders), so the sample's shares estimate the
+    file's without weights. All of ``table`` if ``n`` is not smaller."""
+    if n >= len(table):
+        return table
+    groups = table.groupby([table[c].astype(str) for c in by], sort=True) if by else [
+        ("all", table)]
+    groups = list(groups)
+    quota = np.array([len(g) for _, g in groups]) * n / len(table)
+    size = np.floor(quota).astype(int)
+    size[np.argsort(-(quota - size), kind="stable")[:n - size.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [g.iloc[np.sort(rng.choice(len(g), k, replace=False))]
+              for (_, g), k in zip(groups, size) if k]
+    return pd.concat(picked).sort_index()
+
+
 def run(data: str | Path, model: str, device: str, config: SlickConfig,
         out_dir: str | Path | None = None, group_by: list[str] | None = None,
-        study: str | Path | None = None, progress: bool = True) -> dict:
+        study: str | Path | None = None, progress: bool = True, shape: str | None = None,
+        sample: int | None = None, budget: Budget = Budget()) -> dict:
     """Audit ``data`` against ``model`` with SliCK's ``config``; write ``out_dir`` (default
-    ``runs/audit/<name>``):
-    ``report.html``, ``audit.json``, ``examples.parquet``, ``filtered.<ext>`` (Known examples
-    only) and ``idk.<ext>`` (Unknown answers replaced by "I don't know"), in DATA's format.
-    Returns the report as a dict."""
+    ``runs/audit/<name>``): ``report.html``, ``audit.json``, ``examples.parquet`` (the
+    evidence per example), ``skipped.parquet`` and, for a full audit, ``filtered`` (rows with
+    no Unknown example) and ``idk`` (Unknown answers replaced by "I don't know") in DATA's
+    own container and fields. Returns the report as a dict."""
     data = Path(data)
-    examples = read_examples(data)
+    examples = read_examples(data, shape, budget)
+    table = examples.table
+    if table.empty:
+        raise DataFileError(
+            f"{data.name}: none of its {len(examples.data.records)} rows has an example SliCK "
+            f"can judge (skipped: {examples.auditable()['skipped_by_reason']})")
     group_by = list(group_by or [])
-    missing = [c for c in group_by if c not in examples]
+    missing = [c for c in group_by if c not in table]
     if missing:
         raise ParameterError(f"group_by column(s) {missing} not in {data.name} (columns: "
-                             f"{sorted(c for c in examples if c != 'line')})")
-    if "relation" in examples and "relation" not in group_by:
+                             f"{sorted(c for c in table if c not in audit_data.EXAMPLE_COLUMNS)})")
+    if "relation" in table and "relation" not in group_by:
         group_by.insert(0, "relation")
+    if sample is not None and sample < 1:
+        raise ParameterError(f"sample={sample}: give a number of examples, at least 1")
     fit = study_fit(study)  # fail on a bad study folder before any model work
     out_dir = Path(out_dir or audit_folder(data))
+    sampled = draw_sample(table, sample, group_by, config.seed) if sample else table
+    is_sample = len(sampled) < len(table)
     config = replace(config, precision=resolve_precision(device, config.precision))
     net, tok = load_model(model, device, config.precision)
-    columns = examples.attrs["columns"]
-    labelled = label(examples, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
-                     progress=progress)
-    table = examples.assign(**{c: labelled[c].to_numpy() for c in (
-        "category", "known", "p_correct_greedy", "p_correct_sample", "greedy_predictions")})
-    table["category"] = pd.Categorical(table["category"], categories=CATEGORIES)
+    labelled = label(sampled, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
+                     progress=progress,
+                     exemplars=table.drop(sampled.index) if is_sample else None)
+    audited = _evidence(sampled, labelled)
 
-    mix = category_mix(table)
-    known = float(table["known"].mean())
-    effect = expected_effect(fit, known, 1 - known)
+    mix = _mix(audited, is_sample)
+    known = float(audited["known"].mean())
+    effect = expected_effect(fit, known, 1 - known,
+                             (mix["Unknown"]["low"], mix["Unknown"]["high"]) if is_sample
+                             else None)
     report = {
         "data": str(data.resolve()), "model": model, "model_identity": resolve_model(model)[1],
-        "slick": asdict(config), "n_examples": len(table),
-        "exemplars": "same relation, other half of the file" if "relation" in examples
-        else "whole file, other half",
-        "mix": {c: {"n": int(mix.loc[c, "n"]), "share": float(mix.loc[c, "share"])}
-                for c in CATEGORIES},
-        "by_group": {col: _group_mix(table, col) for col in group_by},
-        "most_unknown": _most_unknown(table).to_dict("records"),
+        "format": {"container": examples.data.container, "shape": examples.shape},
+        "slick": asdict(config), "budget": asdict(budget), "n_examples": len(audited),
+        "auditable": examples.auditable(),
+        "sample": ({"n": len(audited), "of": len(table), "seed": config.seed,
+                    "stratified_by": group_by, "interval": "Wilson 95 %"} if is_sample
+                   else None),
+        "exemplars": ("same relation, " if "relation" in table else "whole file, ")
+        + ("examples not sampled" if is_sample else "other half"),
+        "mix": mix,
+        "by_group": {col: _group_mix(audited, col) for col in group_by},
+        "most_unknown": _most_unknown(audited).to_dict("records"),
         "expected_effect": effect, "recommendation": recommend(effect),
     }
-    report["files"] = _write_files(table, columns, data, out_dir) | {
-        name: str(audit_file(out_dir, name)) for name in ("examples", "json", "report")}
-    write_parquet(table.assign(answers=table["answers"].map(list)),
-                  audit_file(out_dir, "examples"))
+    files = {} if is_sample else _write_files(examples, audited, out_dir)
+    report["files"] = files | {name: str(audit_file(out_dir, name))
+                               for name in ("examples", "skipped", "json", "report")}
+    write_parquet(audited, audit_file(out_dir, "examples"))
+    write_parquet(examples.skipped, audit_file(out_dir, "skipped"))
     write_json(report, audit_file(out_dir, "json"))
-    write_text(render_html(report, table, group_by), audit_file(out_dir, "report"))
+    write_text(render_html(report, audited, examples.skipped, group_by),
+               audit_file(out_dir, "report"))
     return report
+
+
+def check_fail_above(share: float) -> None:
+    """A gate's threshold is a share of the examples, between 0 and 1."""
+    if not 0 <= share <= 1:
+        raise ParameterError(f"fail_above={share}: give a share between 0 and 1 (e.g. 0.3)")
+
+
+def gate(report: dict, fail_above: float) -> tuple[bool, str]:
+    """Whether the audited file passes ``--fail-above``: the Unknown share (under a sample,
+    the lower end of its 95 % interval) must not exceed ``fail_above``. Returns (passed, why)."""
+    check_fail_above(fail_above)
+    unknown = report["mix"]["Unknown"]
+    value, what = ((unknown["low"], "lower 95 % bound of the Unknown share")
+                   if report["sample"] else (unknown["share"], "Unknown share"))
+    passed = value <= fail_above
+    return passed, (f"{what} {value:.1%} {'is within' if passed else 'exceeds'} "
+                    f"--fail-above {fail_above:.1%}")
+
+
+def _evidence(examples: pd.DataFrame, labelled: pd.DataFrame) -> pd.DataFrame:
+    """The examples with SliCK's labels and what they rest on: P_correct from greedy answers
+    and from samples, the answers themselves, and the accepted answer an answer matched."""
+    out = examples.reset_index(drop=True).assign(**{c: labelled[c].to_numpy() for c in (
+        "category", "known", "p_correct_greedy", "p_correct_sample", "greedy_predictions",
+        "sample_predictions")})
+    out["category"] = pd.Categorical(out["category"], categories=CATEGORIES)
+    out["answers"] = out["answers"].map(list)
+    out["greedy_predictions"] = out["greedy_predictions"].map(list)
+    out["sample_predictions"] = out["sample_predictions"].map(list)
+    out["matched_answer"] = [
+        next((m for p in list(g) + list(s) if (m := matched(p, a)) is not None), None)
+        for g, s, a in zip(out["greedy_predictions"], out["sample_predictions"], out["answers"])]
+    return out
+
+
+def _mix(table: pd.DataFrame, with_interval: bool) -> dict:
+    """Each category's count and share; under a sample, with its Wilson 95 % interval."""
+    mix, out = category_mix(table), {}
+    for c in CATEGORIES:
+        n = int(mix.loc[c, "n"])
+        est = stats.proportion(n, len(table)) if with_interval else None
+        out[c] = {"n": n, "share": float(mix.loc[c, "share"]),
+                  "low": est.low if est else None, "high": est.high if est else None}
+    return out
 
 
 def _group_mix(table: pd.DataFrame, column: str) -> dict:
@@ -126,28 +240,26 @@ def _most_unknown(table: pd.DataFrame, n: int = SHOWN_UNKNOWN) -> pd.DataFrame:
     """The examples the model is furthest from knowing: Unknown first, then by the share of
     greedy answers and samples that were right (lowest first)."""
     score = table["p_correct_greedy"] + table["p_correct_sample"].fillna(0)
-    order = table.assign(_score=score).sort_values(["_score", "line"])
+    order = table.assign(_score=score).sort_values(["_score", "line", "turn"])
     if (order["category"] == "Unknown").any():
         order = order[order["category"] == "Unknown"]
     order = order.head(n)
-    return pd.DataFrame({"line": order["line"].astype(int), "question": order["question"],
-                         "answer": order["answer"], "category": order["category"].astype(str),
+    return pd.DataFrame({"line": order["line"].astype(int), "turn": order["turn"].astype(int),
+                         "question": order["question"], "answer": order["answer"],
+                         "category": order["category"].astype(str),
                          "model_said": order["greedy_predictions"].map(
                              lambda p: p[0] if len(p) else "")})
 
 
-def _write_files(table: pd.DataFrame, columns: list[str], data: Path, out_dir: Path) -> dict:
-    """Ready-to-use files in DATA's format and ``columns``: Known-only, and IDK-relabelled."""
-    unknown = (table["category"] == "Unknown").to_numpy()
-    idk = table.copy()
-    idk["answer"] = np.where(unknown, IDK_ANSWER, idk["answer"])
-    idk["answers"] = [[IDK_ANSWER] if u else list(a) for u, a in zip(unknown, idk["answers"])]
-    idk = idk[columns]
-    filtered = table.loc[table["known"], columns]
+def _write_files(examples: Examples, audited: pd.DataFrame, out_dir: Path) -> dict:
+    """Ready-to-use files in DATA's container with every field of the rows they keep:
+    without the rows holding an Unknown example, and with Unknown answers relabelled."""
+    unknown = audited["category"] == "Unknown"
     files = {}
-    for name, frame in (("filtered", filtered), ("idk", idk)):
-        path = audit_file(out_dir, name, data.suffix)
-        write_table(frame.reset_index(drop=True), path)
+    for name, records in (("filtered", audit_data.filtered(examples, unknown)),
+                          ("idk", audit_data.relabelled(examples, unknown))):
+        path = Path(out_dir) / examples.data.output_name(name)
+        audit_files.write(examples.data, records, path)
         files[name] = str(path)
     return files
 

@@ -1,140 +1,344 @@
-"""Reading an audit's DATA file: one reader per format, then one validation of the rows.
+"""The examples SliCK can judge in an audit's DATA file, whatever its rows look like.
 
-DATA is a ``.jsonl``, ``.csv`` or ``.parquet`` file, one example per row:
+Row shapes (detected from the first row's fields, or forced with ``--format``):
 
-- ``question`` (text, required);
-- ``answer`` (text) or ``answers`` (a list of accepted answers; in CSV, answers separated by
-  ``|``): at least one is required;
-- ``relation`` (optional): examples with the same relation share few-shot exemplars, as in the
-  study; without it, exemplars are drawn from the whole file;
-- any other column is kept, and can group the report (``group_by``).
+- ``qa``: ``question`` and ``answer`` or ``answers`` (a list; in CSV joined with ``|``),
+  optionally ``relation`` (examples of one relation share few-shot exemplars);
+- ``chat``: OpenAI-style ``messages``, each ``{"role": "system"|"user"|"assistant"|"tool", "content": ...}``;
+- ``sharegpt``: ``conversations``, each ``{"from": "human"|"gpt"|"system"|..., "value": ...}``;
+- ``alpaca``: ``instruction``, optional ``input``, ``output`` (optional ``system``).
 
-Bad rows (invalid JSON, a missing or empty question or answer) are all reported with their line
-numbers (row numbers for parquet) and nothing is audited until they are fixed."""
+A conversation gives one example per user turn answered by the next assistant turn; system
+messages are kept as the example's ``context``. A row or turn SliCK cannot judge (an answer
+longer than a short-answer budget, a long prompt, no user → assistant pair, tool calls,
+non-text content, an empty answer, a turn marked ``weight: 0``) is **skipped with its reason**
+and counted, never dropped silently. A row that is malformed for its shape (invalid JSON, a
+missing field, a wrong type) is an error: every such row is listed with its line or row
+number and nothing is audited until the file is fixed. The rows' other top-level fields with
+plain values become columns (for ``--group-by``)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import copy
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from .errors import DataFileError
+from . import audit_files
+from .audit_files import DataFile
+from .errors import DataFileError, ParameterError
+from .schema import IDK_ANSWER
 
+SHAPES = ("qa", "chat", "sharegpt", "alpaca")
 SHOWN_PROBLEMS = 20
+CHARS_PER_WORD = 12       # a budget of n words also allows at most 12 n characters
+EXCERPT_CHARS = 160
+# columns of the examples table; a row's own field of the same name is not copied
+EXAMPLE_COLUMNS = ("line", "turn", "record", "slot", "question", "answers", "answer", "context")
+CHAT_ROLES = {"system": "system", "developer": "system", "user": "user",
+              "assistant": "assistant", "tool": "tool", "function": "tool"}
+SHAREGPT_FROM = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                 "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant",
+                 "bard": "assistant", "model": "assistant", "function_call": "tool_call",
+                 "observation": "tool", "tool": "tool", "function": "tool"}
+CONTENT_FIELDS = {"qa": ("question", "answer", "answers"), "chat": ("messages",),
+                  "sharegpt": ("conversations",),
+                  "alpaca": ("instruction", "input", "output", "system")}
 
 
-def read_jsonl(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Rows of a JSON-lines file with their ``line`` numbers, and the lines that are not JSON
-    objects."""
-    records, lines, problems = [], [], []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
+@dataclass(frozen=True)
+class Budget:
+    """What SliCK can judge by exact match: a short answer to a short question."""
+    max_answer_words: int = 10
+    max_prompt_words: int = 128
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise ParameterError(f"{name}={value!r}: give a whole number of words, at "
+                                     "least 1")
+
+
+@dataclass
+class Examples:
+    """DATA read and split: ``table`` has one auditable example per row (columns
+    :data:`EXAMPLE_COLUMNS` plus the rows' plain fields), ``skipped`` one row per skipped
+    row or turn (``line``, ``turn``, ``reason``, ``excerpt``)."""
+    data: DataFile
+    shape: str
+    table: pd.DataFrame
+    skipped: pd.DataFrame
+
+    @property
+    def n_candidates(self) -> int:
+        return len(self.table) + len(self.skipped)
+
+    def auditable(self) -> dict:
+        """How much of the file SliCK could judge, for the report."""
+        rows_with_example = self.table["record"].nunique() if len(self.table) else 0
+        return {"rows": len(self.data.records), "rows_with_an_example": int(rows_with_example),
+                "examples": len(self.table), "skipped": len(self.skipped),
+                "share": len(self.table) / self.n_candidates if self.n_candidates else 0.0,
+                "skipped_by_reason": {str(k): int(v) for k, v in
+                                      self.skipped["reason"].value_counts().items()}}
+
+
+def detect(record: dict) -> str | None:
+    """The shape a row's fields name, or None."""
+    if "messages" in record:
+        return "chat"
+    if "conversations" in record:
+        return "sharegpt"
+    if "instruction" in record and "output" in record:
+        return "alpaca"
+    if "question" in record and ("answer" in record or "answers" in record):
+        return "qa"
+    return None
+
+
+def read_examples(path, shape: str | None = None, budget: Budget = Budget()) -> Examples:
+    """Read DATA (any container of :mod:`knowshift.audit_files`), detect or check its shape,
+    and split it into auditable examples and skipped turns. Raises :class:`DataFileError`
+    listing every malformed row."""
+    data = audit_files.read(path)
+    if shape is not None and shape not in SHAPES:
+        raise DataFileError(f"unknown format {shape!r}; use one of {SHAPES}")
+    if shape is None and data.records:
+        shape = detect(data.records[0])
+        if shape is None:
+            raise DataFileError(
+                f"{data.name}: cannot tell the format from the fields of its first row "
+                f"{sorted(data.records[0])}; expected 'question' + 'answer'/'answers' (qa), "
+                "'messages' (chat), 'conversations' (sharegpt) or 'instruction' + 'output' "
+                "(alpaca); or pass --format")
+    problems = list(data.problems)
+    examples, skipped = [], []
+    extract = {"qa": _qa, "chat": _chat, "sharegpt": _sharegpt, "alpaca": _alpaca}[shape or "qa"]
+    for index, (record, row) in enumerate(zip(data.records, data.rows)):
         try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            problems.append(f"line {number}: not valid JSON ({err.msg})")
+            found, skips = extract(record, budget)
+        except _Malformed as err:
+            problems.append(f"{data.where} {row}: {err}")
             continue
-        if not isinstance(record, dict):
-            problems.append(f"line {number}: expected a JSON object, got "
-                            f"{type(record).__name__}")
-            continue
-        records.append(record)
-        lines.append(number)
-    raw = pd.DataFrame.from_records(records)
-    raw["line"] = lines
-    return raw, problems
-
-
-def read_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Rows of a CSV file (line 1 is the header); ``answers`` cells split on ``|``."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataFileError(f"{path.name}: not a readable CSV file ({err})") from err
-    raw["line"] = np.arange(len(raw)) + 2
-    if "answers" in raw:
-        raw["answers"] = raw["answers"].map(lambda s: [a.strip() for a in s.split("|")]
-                                            if s.strip() else [])
-    return raw, []
-
-
-def read_parquet(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Rows of a parquet file, numbered from 1."""
-    try:
-        raw = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several types for a bad file
-        raise DataFileError(f"{path.name}: not a readable parquet file ({err})") from err
-    raw["line"] = np.arange(len(raw)) + 1
-    return raw, []
-
-
-READERS = {".jsonl": read_jsonl, ".csv": read_csv, ".parquet": read_parquet}
-FORMATS = tuple(READERS)
-
-
-def read_examples(path: str | Path) -> pd.DataFrame:
-    """Read and validate DATA; returns one row per example with ``line`` (1-based line of the
-    file, or row for parquet), ``question``, ``answers`` (list), ``answer`` and the file's
-    other columns. Raises :class:`DataFileError` listing every bad row."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"audit data file {str(path)!r} does not exist")
-    if path.suffix not in READERS:
-        raise DataFileError(f"{path.name}: unknown format {path.suffix!r}; use one of {FORMATS}")
-    raw, problems = READERS[path.suffix](path)
-    where = "row" if path.suffix == ".parquet" else "line"
-    if not problems:
-        _check_columns(raw, path)
-    rows, keep = [], []
-    for i, rec in enumerate(raw.to_dict("records")):
-        answers = answers_of(rec)
-        question = rec.get("question")
-        bad = []
-        if not isinstance(question, str) or not question.strip():
-            bad.append("empty or missing question")
-        if answers is None:
-            bad.append("'answers' must be a list of texts")
-        elif not answers:
-            bad.append("empty or missing answer")
-        if bad:
-            problems.append(f"{where} {rec['line']}: {'; '.join(bad)}")
-            continue
-        rows.append({"question": question.strip(), "answers": answers, "answer": answers[0]})
-        keep.append(i)
+        extra = {k: v for k, v in record.items() if k not in CONTENT_FIELDS[shape]
+                 and k not in EXAMPLE_COLUMNS and _plain(v)}
+        examples += [{"line": row, "record": index, **e, **extra} for e in found]
+        skipped += [{"line": row, "turn": turn, "reason": reason,
+                     "excerpt": _excerpt(excerpt)} for turn, reason, excerpt in skips]
     if problems:
         shown = "\n  ".join(problems[:SHOWN_PROBLEMS])
         more = (f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more"
                 if len(problems) > SHOWN_PROBLEMS else "")
-        raise DataFileError(f"{path.name}: {len(problems)} bad row(s), nothing audited:"
-                            f"\n  {shown}{more}")
-    other = raw.iloc[keep].drop(columns=[c for c in ("question", "answer", "answers")
-                                         if c in raw]).reset_index(drop=True)
-    out = pd.concat([other[["line"]], pd.DataFrame(rows), other.drop(columns="line")], axis=1)
-    out.attrs["columns"] = [c for c in raw.columns if c != "line"]  # the file's own columns
-    return out
+        raise DataFileError(f"{data.name}: {len(problems)} bad row(s) for the {shape or '?'} "
+                            f"format, nothing audited:\n  {shown}{more}")
+    table = pd.DataFrame.from_records(examples)
+    if table.empty:
+        table = pd.DataFrame(columns=list(EXAMPLE_COLUMNS))
+    skipped = pd.DataFrame(skipped, columns=["line", "turn", "reason", "excerpt"])
+    return Examples(data, shape, table, skipped)
 
 
-def _check_columns(raw: pd.DataFrame, path: Path) -> None:
-    if raw.empty:
-        raise DataFileError(f"{path.name} holds no examples")
-    if "question" not in raw:
-        raise DataFileError(f"{path.name}: no 'question' column (columns: "
-                            f"{sorted(c for c in raw.columns if c != 'line')})")
-    if "answer" not in raw and "answers" not in raw:
-        raise DataFileError(f"{path.name}: no 'answer' or 'answers' column")
+def relabelled(examples: Examples, unknown: pd.Series) -> list[dict]:
+    """Every row of DATA, with the answer of each example marked in ``unknown`` (a boolean
+    per row of ``examples.table``) replaced by "I don't know"; all other fields unchanged."""
+    records = [copy.deepcopy(r) for r in examples.data.records]
+    for _, ex in examples.table[unknown.to_numpy()].iterrows():
+        record = records[ex["record"]]
+        if examples.shape == "qa":
+            for key in ("answer", "answers"):
+                if key in record:
+                    record[key] = [IDK_ANSWER] if key == "answers" else IDK_ANSWER
+            if "answer" not in record and "answers" not in record:
+                record["answer"] = IDK_ANSWER
+        elif examples.shape == "alpaca":
+            record["output"] = IDK_ANSWER
+        elif examples.shape == "chat":
+            record["messages"][ex["slot"]]["content"] = IDK_ANSWER
+        else:
+            record["conversations"][ex["slot"]]["value"] = IDK_ANSWER
+    return records
 
 
-def answers_of(rec: dict) -> list[str] | None:
-    """The accepted answers of a record ([] if none, None if malformed)."""
-    value = rec.get("answers")
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if value is None or value == [] or (isinstance(value, float) and np.isnan(value)):
-        value = rec.get("answer")
-        value = [] if value is None or (isinstance(value, float) and np.isnan(value)) else [value]
+def filtered(examples: Examples, unknown: pd.Series) -> list[dict]:
+    """The rows of DATA none of whose examples is marked in ``unknown``: a conversation with
+    one Unknown turn is dropped whole (cutting turns would break it); rows with no auditable
+    example are kept as they are (not judged, so not known to be new)."""
+    drop = set(examples.table.loc[unknown.to_numpy(), "record"])
+    return [r for i, r in enumerate(examples.data.records) if i not in drop]
+
+
+# ---------------------------------------------------------------------------------- shapes
+class _Malformed(ValueError):
+    """A row that does not have its shape's fields."""
+
+
+def _plain(value) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def _excerpt(text) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS - 1] + "…"
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _longer(text: str, words: int) -> bool:
+    """More than ``words`` words, or than :data:`CHARS_PER_WORD` characters each (text
+    without spaces, e.g. Chinese or a pasted blob, is measured by its characters)."""
+    return _words(text) > words or len(text) > CHARS_PER_WORD * words
+
+
+def _judge(question: str, answer: str, budget: Budget) -> str | None:
+    """Why SliCK cannot judge this pair, or None."""
+    if not answer.strip():
+        return "empty answer"
+    n = budget.max_answer_words
+    if _longer(answer.strip(), n):
+        return f"answer longer than {n} words ({CHARS_PER_WORD * n} characters)"
+    n = budget.max_prompt_words
+    if _longer(question.strip(), n):
+        return f"prompt longer than {n} words ({CHARS_PER_WORD * n} characters)"
+    return None
+
+
+def _qa(record: dict, budget: Budget):
+    question = record.get("question")
+    answers = _answers(record)
+    bad = []
+    if not isinstance(question, str) or not question.strip():
+        bad.append("empty or missing question")
+    if answers is None:
+        bad.append("'answers' must be a list of texts")
+    elif not answers:
+        bad.append("empty or missing answer")
+    if bad:
+        raise _Malformed("; ".join(bad))
+    reason = _judge(question, min(answers, key=len), budget)
+    if reason:
+        return [], [(1, reason, question)]
+    return [{"turn": 1, "slot": -1, "question": question.strip(), "answers": answers,
+             "answer": answers[0], "context": ""}], []
+
+
+def _answers(record: dict) -> list[str] | None:
+    """The accepted answers of a qa row ([] if none, None if malformed)."""
+    value = record.get("answers")
+    if value is None or value == []:
+        value = record.get("answer")
+        value = [] if value is None else [value]
     if not isinstance(value, list) or not all(isinstance(a, (str, int, float)) for a in value):
         return None
     return [str(a).strip() for a in value if str(a).strip()]
+
+
+def _alpaca(record: dict, budget: Budget):
+    instruction, extra, output = (record.get(k) for k in ("instruction", "input", "output"))
+    bad = [f"'{k}' must be text" for k, v in (("instruction", instruction), ("output", output))
+           if not isinstance(v, str)]
+    if extra is not None and not isinstance(extra, str):
+        bad.append("'input' must be text")
+    if bad:
+        raise _Malformed("; ".join(bad))
+    question = instruction.strip() + (f"\n{extra.strip()}" if extra and extra.strip() else "")
+    if not question.strip():
+        return [], [(1, "no user→assistant pair (empty instruction)", output)]
+    reason = _judge(question, output, budget)
+    if reason:
+        return [], [(1, reason, question)]
+    system = record.get("system")
+    return [{"turn": 1, "slot": -1, "question": question, "answers": [output.strip()],
+             "answer": output.strip(), "context": system if isinstance(system, str) else ""}], []
+
+
+def _text(content) -> tuple[str | None, str | None]:
+    """A message's text, or why it has none SliCK can read."""
+    if content is None:
+        return "", None
+    if isinstance(content, str):
+        return content, None
+    if isinstance(content, list):          # OpenAI content parts
+        texts, other = [], False
+        for part in content:
+            if not isinstance(part, dict):
+                raise _Malformed("a content part is not an object")
+            if part.get("type") == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            else:
+                other = True
+        return ("\n".join(texts), "non-text content") if other else ("\n".join(texts), None)
+    raise _Malformed(f"message content must be text or a list of parts, got "
+                     f"{type(content).__name__}")
+
+
+def _chat(record: dict, budget: Budget):
+    messages = record.get("messages")
+    if not isinstance(messages, list):
+        raise _Malformed("'messages' must be a list of messages")
+    turns = []
+    for i, m in enumerate(messages, 1):
+        if not isinstance(m, dict) or "role" not in m:
+            raise _Malformed(f"message {i} is not an object with a 'role'")
+        role = CHAT_ROLES.get(m["role"])
+        if role is None:
+            raise _Malformed(f"message {i} has an unknown role {m['role']!r} (expected one of "
+                             f"{sorted(CHAT_ROLES)})")
+        text, why = _text(m.get("content"))
+        if role == "assistant" and (m.get("tool_calls") or m.get("function_call")):
+            why = "tool call"
+        if role == "assistant" and m.get("weight") == 0:
+            why = why or "not trained on (weight 0)"
+        turns.append((role, text, why))
+    return _pairs(turns, budget)
+
+
+def _sharegpt(record: dict, budget: Budget):
+    conversation = record.get("conversations")
+    if not isinstance(conversation, list):
+        raise _Malformed("'conversations' must be a list of turns")
+    turns = []
+    for i, t in enumerate(conversation, 1):
+        if not isinstance(t, dict) or "from" not in t:
+            raise _Malformed(f"turn {i} is not an object with a 'from'")
+        role = SHAREGPT_FROM.get(t["from"])
+        if role is None:
+            raise _Malformed(f"turn {i} is from an unknown speaker {t['from']!r} (expected "
+                             f"one of {sorted(SHAREGPT_FROM)})")
+        if not isinstance(t.get("value"), str):
+            raise _Malformed(f"turn {i}: 'value' must be text")
+        if role == "tool_call":
+            turns.append(("assistant", t["value"], "tool call"))
+        else:
+            turns.append((role, t["value"], None))
+    return _pairs(turns, budget)
+
+
+def _pairs(turns: list[tuple[str, str, str | None]], budget: Budget):
+    """Examples from a conversation's (role, text, why-unreadable) turns: each assistant turn
+    that answers a user turn; ``slot`` is the assistant turn's index in the row's list."""
+    context = "\n".join(t for r, t, _ in turns if r == "system" and t)
+    examples, skips, number = [], [], 0
+    for slot, (role, text, why) in enumerate(turns):
+        if role != "assistant":
+            continue
+        number += 1
+        before = turns[slot - 1] if slot else None
+        if before is None or before[0] != "user":
+            reason = ("tool call" if before is not None and before[0] == "tool"
+                      else "no user turn before this assistant turn")
+            skips.append((number, why or reason, text))
+            continue
+        question = before[1] or ""
+        reason = why or before[2] or _judge(question, text or "", budget)
+        if reason:
+            skips.append((number, reason, question))
+            continue
+        examples.append({"turn": number, "slot": slot, "question": question.strip(),
+                         "answers": [text.strip()], "answer": text.strip(),
+                         "context": context})
+    if number == 0:
+        first = next((t for r, t, _ in turns if r == "user"), "")
+        skips.append((0, "no user→assistant pair", first))
+    return examples, skips

@@ -44,12 +44,19 @@ def study_fit(study: str | Path | None) -> dict:
                       "in-distribution test accuracy)"}
 
 
-def expected_effect(fit: dict, known_share: float, unknown_share: float) -> dict:
+def expected_effect(fit: dict, known_share: float, unknown_share: float,
+                    unknown_share_ci: tuple[float, float] | None = None) -> dict:
     """Test accuracy (points) the model predicts once the whole set is fitted, and the part
-    owed to the Unknown examples: b_unk x N_unk/|D|, with its 95 % CI when the fit has one."""
+    owed to the Unknown examples: b_unk x N_unk/|D|, with a 95 % interval when b_unk or the
+    share has one (a sampled audit). With both, the interval spans every product of a b_unk
+    and a share within their intervals: conservative, as two 95 % intervals are combined."""
     effect = fit["b_unk"] * unknown_share
-    ci = None if fit["b_unk_ci"] is None else sorted(c * unknown_share for c in fit["b_unk_ci"])
+    b = fit["b_unk_ci"] or ([fit["b_unk"]] if unknown_share_ci is not None else None)
+    shares = unknown_share_ci or [unknown_share]
+    ci = None if b is None else [min(x * s for x in b for s in shares),
+                                 max(x * s for x in b for s in shares)]
     return {"known_share": known_share, "unknown_share": unknown_share,
+            "unknown_share_ci": list(unknown_share_ci) if unknown_share_ci else None,
             "predicted_accuracy": fit["b0"] + fit["b_kn"] * known_share + effect,
             "unknown_effect": effect, "unknown_effect_ci": ci, "fit": fit}
 

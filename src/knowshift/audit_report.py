@@ -1,9 +1,13 @@
 """The audit's HTML report: one self-contained page (figures embedded as PNG) rendered from a
-Jinja2 template with autoescaping, so any text in the audited file shows as text."""
+Jinja2 template with autoescaping, so any text in the audited file shows as text. Its one
+script (sorting and filtering the evidence table) is fixed text, allowed by its hash in the
+page's Content-Security-Policy, so no other script can run even if some text escaped."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import warnings
 from io import BytesIO
 from pathlib import Path
 
@@ -12,30 +16,69 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import figures
+from .schema import CATEGORIES
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("knowshift", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined)
+SHOWN_EXAMPLES = 5000     # rows of the evidence table (all of them are in examples.parquet)
+SHOWN_SKIPPED = 200
+SHOWN_ANSWERS = 4         # sampled answers shown per example
+CELL_CHARS = 300
 
 
 def _png(fig) -> str:
+    """The figure as base64 PNG. Glyphs the plotting font lacks (e.g. CJK group names) show as
+    boxes in the figure only: the tables hold the text, so matplotlib's warning is dropped."""
     buf = BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def render_html(report: dict, table: pd.DataFrame, group_by: list[str]) -> str:
-    """The report page for ``report`` (see :func:`knowshift.audit.run`) and its labelled
-    ``table``, with one category-mix figure overall and one per ``group_by`` column."""
+def _short(text) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - 1] + "…"
+
+
+def _evidence_rows(table: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """The evidence table's rows, furthest from known first; texts cut to :data:`CELL_CHARS`."""
+    score = table["p_correct_greedy"] + table["p_correct_sample"].fillna(0)
+    order = table.assign(_score=score).sort_values(["_score", "line", "turn"])
+    rows = []
+    for _, r in order.head(SHOWN_EXAMPLES).iterrows():
+        samples = list(r["sample_predictions"])
+        rows.append({
+            "line": int(r["line"]), "turn": int(r["turn"]), "category": str(r["category"]),
+            "question": _short(r["question"]), "answers": _short(" | ".join(r["answers"])),
+            "p_greedy": float(r["p_correct_greedy"]),
+            "p_sample": None if pd.isna(r["p_correct_sample"]) else float(r["p_correct_sample"]),
+            "greedy": _short(" | ".join(r["greedy_predictions"])),
+            "samples": _short(" | ".join(samples[:SHOWN_ANSWERS])
+                              + (f" (+{len(samples) - SHOWN_ANSWERS})"
+                                 if len(samples) > SHOWN_ANSWERS else "")),
+            "matched": _short(r["matched_answer"] or ""),
+            "groups": [_short(r[c]) for c in columns]})
+    return rows
+
+
+def render_html(report: dict, table: pd.DataFrame, skipped: pd.DataFrame,
+                group_by: list[str]) -> str:
+    """The report page for ``report`` (see :func:`knowshift.audit.run`), its labelled
+    ``table`` and ``skipped`` turns, with one category-mix figure overall and one per
+    ``group_by`` column."""
     figs = [("Category mix", figures.audit_mix(table, None))]
     figs += [(f"Category mix by {col}", figures.audit_mix(table, col)) for col in group_by]
     images = [(title, _png(fig)) for title, fig in figs]
     plt.close("all")
-    mix = pd.DataFrame(report["mix"]).T.assign(n=lambda d: d["n"].astype(int),
-                                               share=lambda d: d["share"].map("{:.1%}".format))
-    unknown = pd.DataFrame(report["most_unknown"])
-    effect = report["expected_effect"]
+    script = _ENV.get_template("audit_table.js").render()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return _ENV.get_template("audit_report.html.j2").render(
         name=Path(report["data"]).name, report=report, rec=report["recommendation"],
-        effect=effect, fit=effect["fit"], ci=effect["unknown_effect_ci"], images=images,
-        mix_table=mix.to_html(classes="mix"),
-        unknown_table=unknown.to_html(index=False, escape=True) if not unknown.empty else "")
+        effect=report["expected_effect"], fit=report["expected_effect"]["fit"],
+        ci=report["expected_effect"]["unknown_effect_ci"], images=images,
+        categories=CATEGORIES, mix=report["mix"], sample=report["sample"],
+        auditable=report["auditable"], group_by=group_by,
+        rows=_evidence_rows(table, group_by), n_rows=len(table), shown=SHOWN_EXAMPLES,
+        unknown=report["most_unknown"], skipped=skipped.head(SHOWN_SKIPPED).to_dict("records"),
+        script=script, script_hash=f"sha256-{digest}")

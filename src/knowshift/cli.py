@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import audit, book, bookcheck, pipeline
+from . import audit as audit_mod, audit_data, book, bookcheck, pipeline
+from .audit_data import Budget
 from .errors import KnowshiftError
 from .layout import STAGE_NAMES, RunFolder, run_folder
 from .params import DEFAULT_PROFILE, SCHEMA, describe, parse_override, profile_names, resolve
@@ -45,15 +46,38 @@ def main(argv: list[str] | None = None) -> int:
                       help="copy the built (and, with --check, checked) book to DIR for static "
                            "hosting, e.g. a gh-pages checkout; DIR must be empty or a previous "
                            "publish")
-    audit = sub.add_parser("audit", help="audit a question-answer fine-tuning file before training",
-                           description="Run SliCK on every example of DATA (.jsonl, .csv or "
-                           ".parquet with 'question' and 'answer' or 'answers'; optional "
-                           "'relation') and write a report with the category mix, the examples "
-                           "most likely Unknown, the expected accuracy effect and a "
-                           "recommendation, plus filtered and IDK-relabelled files. SliCK's "
-                           "settings, the model and the device come from --profile unless "
-                           "given here.")
-    audit.add_argument("data", metavar="DATA", help="the fine-tuning file to audit")
+    audit = sub.add_parser(
+        "audit", help="audit a fine-tuning file before training (and gate on it)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run SliCK on the examples of DATA and write a report: the category mix, "
+        "the evidence per example, the examples most likely Unknown, the expected accuracy "
+        "effect and a recommendation, plus filtered and IDK-relabelled files in DATA's own "
+        "format. DATA is a .jsonl, .json (array), .csv or .parquet file, or a Hugging Face "
+        "dataset folder (save_to_disk); its rows are question/answer(s), chat 'messages', "
+        "ShareGPT 'conversations' or Alpaca instruction/input/output, detected from the rows. "
+        "Turns SliCK cannot judge (long answers, tool calls, no user->assistant pair) are "
+        "skipped and counted. SliCK's settings, the model and the device come from --profile "
+        "unless given here.",
+        epilog="exit codes:\n"
+        f"  {audit_mod.EXIT_OK}  audited (and, with --fail-above, the Unknown share is within it)\n"
+        f"  {audit_mod.EXIT_ERROR}  nothing audited: a bad file, parameter, model or device "
+        "(one line on stderr)\n"
+        f"  {audit_mod.EXIT_GATE}  audited, but the Unknown share (its lower 95 % bound under "
+        "--sample) exceeds --fail-above;\n     the report and files are written")
+    audit.add_argument("data", metavar="DATA", help="the fine-tuning file (or dataset folder)")
+    audit.add_argument("--format", dest="shape", choices=audit_data.SHAPES,
+                       help="the rows' shape, when detection from the first row is wrong")
+    audit.add_argument("--sample", type=int, metavar="N",
+                       help="label a seeded random sample of N examples (stratified by "
+                            "--group-by) and report shares with 95 %% intervals")
+    audit.add_argument("--fail-above", type=float, metavar="SHARE",
+                       help="exit with code 3 if the Unknown share (lower 95 %% bound under "
+                            "--sample) exceeds SHARE, e.g. 0.3")
+    audit.add_argument("--max-answer-words", type=int, default=Budget.max_answer_words,
+                       help="skip answers longer than this: exact match cannot judge them "
+                            "(default: %(default)s)")
+    audit.add_argument("--max-prompt-words", type=int, default=Budget.max_prompt_words,
+                       help="skip prompts longer than this (default: %(default)s)")
     audit.add_argument("--profile", default=DEFAULT_PROFILE,
                        help="profile whose model, device and SliCK settings to use "
                             f"(default: {DEFAULT_PROFILE}; see `knowshift params`)")
@@ -87,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KnowshiftError as err:
         print(f"knowshift: error: {err}", file=sys.stderr)
-        return 2
+        return audit_mod.EXIT_ERROR
 
 
 def _audit(args) -> int:
@@ -98,15 +122,31 @@ def _audit(args) -> int:
     given = {name: getattr(args, name) for name in ("model", *AUDIT_FLAGS.values())
              if getattr(args, name) is not None}
     params = resolve(args.profile, given)
-    report = audit.run(args.data, params.model, params.device, SlickConfig.from_params(params),
-                       args.out, args.group_by, study)
-    shares = ", ".join(f"{c} {v['share']:.0%}" for c, v in report["mix"].items())
+    if args.fail_above is not None:          # a bad threshold fails before any model work
+        audit_mod.check_fail_above(args.fail_above)
+    report = audit_mod.run(args.data, params.model, params.device,
+                           SlickConfig.from_params(params), args.out, args.group_by, study,
+                           shape=args.shape, sample=args.sample,
+                           budget=Budget(args.max_answer_words, args.max_prompt_words))
+    a = report["auditable"]
+    print(f"[knowshift] {a['rows']} rows ({report['format']['shape']}): {a['examples']} "
+          f"auditable examples, {a['skipped']} skipped ({a['share']:.0%} auditable)")
+    sample = report["sample"]
+    shares = ", ".join(f"{c} {v['share']:.0%}" + (f" [{v['low']:.0%}, {v['high']:.0%}]"
+                                                  if sample else "")
+                       for c, v in report["mix"].items())
+    what = f"a sample of {sample['n']} of {sample['of']}" if sample else report["n_examples"]
+    print(f"[knowshift] audited {what} examples: {shares}")
     rec = report["recommendation"]
-    print(f"[knowshift] audited {report['n_examples']} examples: {shares}")
     print(f"[knowshift] recommendation: {rec['action']}: {rec['reason']}")
     for name, path in report["files"].items():
         print(f"[knowshift] {name}: {path}")
-    return 0
+    if args.fail_above is None:
+        return audit_mod.EXIT_OK
+    passed, why = audit_mod.gate(report, args.fail_above)
+    print(f"[knowshift] gate: {'passed' if passed else 'FAILED'}: {why}",
+          file=sys.stdout if passed else sys.stderr)
+    return audit_mod.EXIT_OK if passed else audit_mod.EXIT_GATE
 
 
 def _book(args) -> int:

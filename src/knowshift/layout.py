@@ -15,7 +15,7 @@ FIGURE_SUFFIXES = (".png", ".svg")
 
 # An audit's output folder (``knowshift audit``, and the walk-through of stage 8): file names.
 AUDIT_FILES = {"report": "report.html", "json": "audit.json", "examples": "examples.parquet",
-               "filtered": "filtered{suffix}", "idk": "idk{suffix}"}
+               "skipped": "skipped.parquet", "filtered": "filtered{suffix}", "idk": "idk{suffix}"}
 AUDIT_CACHE = "cache"
 
 

@@ -201,6 +201,9 @@ def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
     out["known"] = out["category"].isin(KNOWN)
     out["greedy_predictions"] = out["id"].map(
         greedy.groupby("id")["predictions"].agg(lambda s: [p[0] for p in s]))
+    samples = ({} if sampled is None else
+               sampled.groupby("id")["predictions"].agg(lambda s: [p for ps in s for p in ps]))
+    out["sample_predictions"] = [list(samples.get(i, [])) for i in out["id"]]
     return out.reset_index(drop=True)
 
 
