@@ -33,11 +33,12 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q
 
-# Three speed ratios, each measured side by side in one run (see benchmarks/*.py); ~15 min.
+# Four speed measurements, each side by side in one run (see benchmarks/*.py); ~25 min.
 bench: setup
 	$(BIN)/python benchmarks/finetune_throughput.py
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/slick_throughput.py
+	$(BIN)/python benchmarks/audit_throughput.py
 
 clean:
 	rm -rf $(VENV) runs

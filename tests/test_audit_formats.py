@@ -16,6 +16,7 @@ from knowshift import audit, audit_data, audit_effect, audit_files, cli
 from knowshift.audit_data import Budget
 from knowshift.errors import DataFileError, ParameterError
 from knowshift.schema import CATEGORIES, IDK_ANSWER
+from knowshift.slick import SlickConfig
 
 from conftest import DATA
 
@@ -62,7 +63,7 @@ def test_each_published_shape_gives_its_examples_and_counts_its_skips(name, shap
     assert sum(share["skipped_by_reason"].values()) == len(skipped)
 
 
-def test_conversations_keep_turns_context_and_fields():
+def test_conversations_keep_turns_context_and_fields(tmp_path):
     chat = audit_data.read_examples(FILES / "chat.jsonl").table.set_index("question")
     japan, italy = chat.loc["What is the capital of Japan?"], chat.loc["And the capital of Italy?"]
     assert (japan["line"], japan["turn"], italy["line"], italy["turn"]) == (2, 1, 2, 2)
@@ -72,6 +73,12 @@ def test_conversations_keep_turns_context_and_fields():
     assert chat.loc["Where was Cap Anson born?", "source"] == "baseball"     # a row's field
     sharegpt = audit_data.read_examples(FILES / "sharegpt.json").table
     assert sharegpt["id"].tolist() == ["sg-1", "sg-2", "sg-2", "sg-3"]
+    mixed = tmp_path / "mixed.jsonl"       # a field that is a number in one row, text in another
+    mixed.write_text('{"question": "Q1?", "answer": "A", "id": 7}\n'
+                     '{"question": "Q2?", "answer": "B", "id": "x-8"}\n')
+    table = audit_data.read_examples(mixed).table
+    assert table["id"].tolist() == ["7", "x-8"]
+    table.to_parquet(tmp_path / "mixed.parquet")           # examples.parquet can hold it
     assert sharegpt["context"].tolist()[0] == "Answer in a few words."
 
 
@@ -288,6 +295,10 @@ def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys):
     assert "fail_above=30.0: give a share between 0 and 1" in capsys.readouterr().err
     assert cli.main(["audit", str(FILES / "missing.jsonl"), *TINY]) == audit.EXIT_ERROR
 
+    html = (tmp_path / "chat" / "report.html").read_text()
+    assert "context (system)" in html and "You answer geography questions in a few words." in html
+    assert "60.0 %</b> of the file is auditable" in html and "not trained on (weight 0): 1" in html
+
     # evidence per example: P_correct, answers, and the accepted answer they matched
     examples = pd.read_parquet(tmp_path / "chat" / "examples.parquet")
     for _, row in examples.iterrows():
@@ -375,3 +386,41 @@ def test_the_report_is_safe_for_hostile_text_in_chromium(tmp_path):
         assert driver.find_element(By.ID, "shown").text == "9"
     finally:
         driver.quit()
+
+
+def test_an_interrupted_full_audit_redoes_only_its_unfinished_slice(tmp_path, default_model):
+    examples = audit_data.read_examples(FILES / "chat.jsonl").table
+    config = SlickConfig(n_exemplar_sets=2, k_shot=2, n_samples=2, batch_size=16)
+    cache = tmp_path / "cache"
+    first = audit.label(examples, *default_model, config, cache, progress=False, slice_size=2)
+    slices = sorted(p for p in cache.glob("half*/slice*") if p.is_dir())
+    assert len(slices) == 5            # halves of 5 and 4 examples, in slices of 2
+    lost = slices[3]                   # as if the run had stopped while labelling it
+    shutil.rmtree(lost)
+    kept = {p: p.stat().st_mtime_ns for p in cache.rglob("set*.parquet")}
+    again = audit.label(examples, *default_model, config, cache, progress=False, slice_size=2)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept          # finished work untouched
+    assert any(lost.rglob("set*.parquet"))                           # the lost slice redone
+    assert again["category"].tolist() == first["category"].tolist()
+    assert again["id"].tolist() == audit.example_ids(examples)
+
+
+def test_a_repeated_question_is_never_its_own_exemplar(tmp_path, default_model):
+    """Invented facts, each twice in the file: if a copy could be the other's exemplar, the
+    model would read the answer off the prompt and call the fact Known."""
+    invented = [("What is the code word of the Zorblax guild?", "Quibbleworth"),
+                ("Which river flows through the town of Vemmerdal?", "Ostrakine"),
+                ("Who founded the Plinthor institute?", "Adela Moravcik"),
+                ("What is the capital of Drelmania?", "Skarvik")]
+    real = [("What is the capital of France?", "Paris"), ("What is the capital of Japan?",
+             "Tokyo"), ("What is the capital of Italy?", "Rome"),
+            ("What is the capital of Germany?", "Berlin"), ("What is the capital of Spain?",
+             "Madrid"), ("What is the capital of Egypt?", "Cairo")]
+    path = tmp_path / "repeated.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n"
+                            for q, a in invented * 2 + real))
+    examples = audit_data.read_examples(path).table
+    config = SlickConfig(n_exemplar_sets=4, k_shot=2, n_samples=2, batch_size=16)
+    labelled = audit.label(examples, *default_model, config, tmp_path / "cache", progress=False)
+    made_up = labelled[labelled["question"].isin([q for q, _ in invented])]
+    assert len(made_up) == 8 and (made_up["category"] == "Unknown").all()

@@ -60,10 +60,13 @@ def as_facts(examples: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def label(examples: pd.DataFrame, model, tok, config: SlickConfig, cache_dir: str | Path,
           source: str = "audit", progress: bool = True,
-          exemplars: pd.DataFrame | None = None) -> pd.DataFrame:
+          exemplars: pd.DataFrame | None = None, slice_size: int = SLICE) -> pd.DataFrame:
     """SliCK on every example, with exemplars of the same relation (when there is one) drawn
-    from ``exemplars`` when given, else from the other half of ``examples``. Returns the facts
-    with P_correct, category and the model's answers, in the order of ``examples``."""
+    from ``exemplars`` when given, else from the other half of ``examples`` (never an example
+    with the same question text as one being labelled); the work is cut
+    in cached slices of ``slice_size`` examples (the exemplar sets do not depend on the
+    slice). Returns the facts with P_correct, category and the model's answers, in the order
+    of ``examples``."""
     facts = as_facts(examples, source)
     need = config.k_shot if exemplars is not None else 2 * config.k_shot
     pool_facts = as_facts(exemplars, source) if exemplars is not None else facts
@@ -88,8 +91,11 @@ def label(examples: pd.DataFrame, model, tok, config: SlickConfig, cache_dir: st
                 .groupby("relation").cumcount() % 2).reindex(facts.index)
         jobs = [(facts[fold == f], facts[fold != f], Path(cache_dir) / f"half{f}")
                 for f in (0, 1)]
-    slices = [(study.iloc[i:i + SLICE], pool, folder / f"slice{i // SLICE:04d}")
-              for study, pool, folder in jobs for i in range(0, len(study), SLICE)]
+    # a question repeated in the file must not be its own exemplar either
+    jobs = [(study, pool[~pool["question"].isin(study["question"])], folder)
+            for study, pool, folder in jobs]
+    slices = [(study.iloc[i:i + slice_size], pool, folder / f"slice{i // slice_size:04d}")
+              for study, pool, folder in jobs for i in range(0, len(study), slice_size)]
     parts = []
     with Progress(None, len(facts), "audit", "examples", enabled=progress and len(slices) > 1
                   ) as bar:

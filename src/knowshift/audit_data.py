@@ -134,6 +134,10 @@ def read_examples(path, shape: str | None = None, budget: Budget = Budget()) -> 
     table = pd.DataFrame.from_records(examples)
     if table.empty:
         table = pd.DataFrame(columns=list(EXAMPLE_COLUMNS))
+    for column in set(table.columns) - set(EXAMPLE_COLUMNS):
+        kinds = {type(v) for v in table[column] if v is not None and v == v}
+        if len(kinds) > 1:          # e.g. ids that are numbers in some rows, text in others
+            table[column] = table[column].map(lambda v: None if v is None else str(v))
     skipped = pd.DataFrame(skipped, columns=["line", "turn", "reason", "excerpt"])
     return Examples(data, shape, table, skipped)
 
@@ -273,18 +277,27 @@ def _text(content) -> tuple[str | None, str | None]:
                      f"{type(content).__name__}")
 
 
-def _chat(record: dict, budget: Budget):
-    messages = record.get("messages")
-    if not isinstance(messages, list):
-        raise _Malformed("'messages' must be a list of messages")
-    turns = []
-    for i, m in enumerate(messages, 1):
-        if not isinstance(m, dict) or "role" not in m:
-            raise _Malformed(f"message {i} is not an object with a 'role'")
-        role = CHAT_ROLES.get(m["role"])
+def _speakers(record: dict, field: str, key: str, roles: dict, noun: str):
+    """(number, turn, role) for each turn of a conversation ``field``, each checked to be an
+    object whose ``key`` names a known role."""
+    turns = record.get(field)
+    if not isinstance(turns, list):
+        raise _Malformed(f"'{field}' must be a list of {noun}s")
+    out = []
+    for i, turn in enumerate(turns, 1):
+        if not isinstance(turn, dict) or key not in turn:
+            raise _Malformed(f"{noun} {i} is not an object with a '{key}'")
+        role = roles.get(turn[key])
         if role is None:
-            raise _Malformed(f"message {i} has an unknown role {m['role']!r} (expected one of "
-                             f"{sorted(CHAT_ROLES)})")
+            raise _Malformed(f"{noun} {i} has an unknown {key} {turn[key]!r} (expected one of "
+                             f"{sorted(roles)})")
+        out.append((i, turn, role))
+    return out
+
+
+def _chat(record: dict, budget: Budget):
+    turns = []
+    for _, m, role in _speakers(record, "messages", "role", CHAT_ROLES, "message"):
         text, why = _text(m.get("content"))
         if role == "assistant" and (m.get("tool_calls") or m.get("function_call")):
             why = "tool call"
@@ -295,17 +308,8 @@ def _chat(record: dict, budget: Budget):
 
 
 def _sharegpt(record: dict, budget: Budget):
-    conversation = record.get("conversations")
-    if not isinstance(conversation, list):
-        raise _Malformed("'conversations' must be a list of turns")
     turns = []
-    for i, t in enumerate(conversation, 1):
-        if not isinstance(t, dict) or "from" not in t:
-            raise _Malformed(f"turn {i} is not an object with a 'from'")
-        role = SHAREGPT_FROM.get(t["from"])
-        if role is None:
-            raise _Malformed(f"turn {i} is from an unknown speaker {t['from']!r} (expected "
-                             f"one of {sorted(SHAREGPT_FROM)})")
+    for i, t, role in _speakers(record, "conversations", "from", SHAREGPT_FROM, "turn"):
         if not isinstance(t.get("value"), str):
             raise _Malformed(f"turn {i}: 'value' must be text")
         if role == "tool_call":

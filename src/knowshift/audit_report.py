@@ -58,6 +58,7 @@ def _evidence_rows(table: pd.DataFrame, columns: list[str]) -> list[dict]:
                               + (f" (+{len(samples) - SHOWN_ANSWERS})"
                                  if len(samples) > SHOWN_ANSWERS else "")),
             "matched": _short(r["matched_answer"] or ""),
+            "context": _short(r["context"]),
             "groups": [_short(r[c]) for c in columns]})
     return rows
 
@@ -80,5 +81,6 @@ def render_html(report: dict, table: pd.DataFrame, skipped: pd.DataFrame,
         categories=CATEGORIES, mix=report["mix"], sample=report["sample"],
         auditable=report["auditable"], group_by=group_by,
         rows=_evidence_rows(table, group_by), n_rows=len(table), shown=SHOWN_EXAMPLES,
+        with_context=bool(table["context"].astype(bool).any()),
         unknown=report["most_unknown"], skipped=skipped.head(SHOWN_SKIPPED).to_dict("records"),
         script=script, script_hash=f"sha256-{digest}")
