@@ -57,7 +57,7 @@ def _evidence_rows(table: pd.DataFrame, columns: list[str]) -> list[dict]:
             "samples": _short(" | ".join(samples[:SHOWN_ANSWERS])
                               + (f" (+{len(samples) - SHOWN_ANSWERS})"
                                  if len(samples) > SHOWN_ANSWERS else "")),
-            "matched": _short(r["matched_answer"] or ""),
+            "matched": "" if pd.isna(r["matched_answer"]) else _short(r["matched_answer"]),
             "context": _short(r["context"]),
             "groups": [_short(r[c]) for c in columns]})
     return rows
