@@ -2,10 +2,8 @@
 opened in a real headless Chromium (Debian's chromium + chromium-driver)."""
 
 import json
-import re
 import shutil
 
-import pandas as pd
 import pytest
 
 from knowshift import book, bookcheck, comparison, stats

@@ -15,7 +15,7 @@ not sampled, and reports each share with its Wilson 95 % interval."""
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from .audit_report import render_html
 from .errors import DataFileError, ParameterError
 from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
-from .models import load_model, resolve_model, resolve_precision
+from .models import load_model, resolve_model, with_precision
 from .offline_facts import relation_names
 from .progress import Progress
 from .schema import CATEGORIES, COLUMNS
@@ -154,7 +154,7 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
     out_dir = Path(out_dir or audit_folder(data))
     sampled = draw_sample(table, sample, group_by, config.seed) if sample else table
     is_sample = len(sampled) < len(table)
-    config = replace(config, precision=resolve_precision(device, config.precision))
+    config = with_precision(config, device)
     net, tok = load_model(model, device, config.precision)
     labelled = label(sampled, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
                      progress=progress,

@@ -33,7 +33,7 @@ from .evaluation import predict
 from .files import fingerprint, write_parquet
 from .finetune_sets import build_sets, eval_sets
 from .layout import RunFolder
-from .models import autocast, load_model, resolve_model, resolve_precision
+from .models import autocast, load_model, resolve_model, with_precision
 from .params import check_config, default
 from .progress import Progress
 from .schema import format_question, format_target
@@ -288,8 +288,7 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
                                  seed=seed).assign(seed=seed) for seed in p.seeds],
                      ignore_index=True)
     write_parquet(sets, run.path("sets"))
-    config = replace(FinetuneConfig.from_params(p),
-                     precision=resolve_precision(p.device, p.precision))
+    config = with_precision(FinetuneConfig.from_params(p), p.device)
     results = run_variants(sets, held_out, p.model, p.device, config,
                            run.cache("finetune"), progress=progress,
                            progress_file=run.progress("finetune"))

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -50,6 +51,12 @@ def resolve_precision(device: str, precision: str) -> str:
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return "bf16"
     return "bf16" if cpu_computes_bf16() else "fp32"
+
+
+def with_precision(config, device: str):
+    """A copy of a stage's config (a dataclass with ``precision``) whose ``auto`` precision is
+    resolved for ``device``, so caches are keyed by the precision that really ran."""
+    return replace(config, precision=resolve_precision(device, config.precision))
 
 
 def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype, torch.dtype | None]:

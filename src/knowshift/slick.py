@@ -16,7 +16,7 @@ small chunks run together in fixed blocks (:func:`blocks`) so that they share ba
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from .facts import exemplar_pool
 from .files import fingerprint, write_json, write_parquet
 from .generation import complete_many
 from .layout import RunFolder
-from .models import load_model, model_identity, resolve_precision
+from .models import load_model, model_identity, with_precision
 from .params import check_config, default, from_params
 from .progress import Progress
 from .schema import CATEGORIES, KNOWN, format_exemplars, format_question
@@ -225,8 +225,7 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     p = params.for_stage("slick")
     run = RunFolder(run_dir)
     study, facts = run.read("study"), run.read("facts")
-    config = replace(SlickConfig.from_params(p),
-                     precision=resolve_precision(p.device, p.precision))
+    config = with_precision(SlickConfig.from_params(p), p.device)
     net, tok = load_model(p.model, p.device, config.precision)
     table = label_questions(net, tok, study, facts, config, run.cache("slick"),
                             progress=progress, progress_file=run.progress("slick"))
