@@ -189,12 +189,17 @@ def _coefficient(model: str, term: str):
     return ours
 
 
-def _pure_estimates(t: RunTables, checkpoint: str) -> dict[str, float]:
-    """Mean test accuracy over seeds of each category-pure set at ``checkpoint``."""
+def _pure_variants(t: RunTables, checkpoint: str) -> dict[str, str]:
+    """The variant of each category-pure set read at ``checkpoint``, by its name D_<category>."""
     cp = t.checkpoints
     pure = cp[(cp["kind"] == "pure") & (cp["checkpoint"] == checkpoint)]
-    return {f"D_{c}": t.answers(v, checkpoint)["correct"].mean()
-            for c, v in pure.groupby("category")["variant"].first().items()}
+    return {f"D_{c}": v for c, v in pure.groupby("category")["variant"].first().items()}
+
+
+def _pure_estimates(t: RunTables, checkpoint: str) -> dict[str, float]:
+    """Mean test accuracy over seeds of each category-pure set at ``checkpoint``."""
+    return {name: t.answers(v, checkpoint)["correct"].mean()
+            for name, v in _pure_variants(t, checkpoint).items()}
 
 
 def _versus_others(t: RunTables, name: str, checkpoint: str, best: bool):
@@ -203,8 +208,7 @@ def _versus_others(t: RunTables, name: str, checkpoint: str, best: bool):
         return NOT_RUN
     others = {k: v for k, v in acc.items() if k != name}
     rival = (max if best else min)(others, key=others.get)
-    variant = {f"D_{c}": v for c, v in t.checkpoints[t.checkpoints["kind"] == "pure"]
-               .groupby("category")["variant"].first().items()}
+    variant = _pure_variants(t, checkpoint)
     est = stats.estimate(_paired(t, [(variant[name], checkpoint, "correct"),
                                      (variant[rival], checkpoint, "correct")]),
                          stats.difference)

@@ -162,7 +162,7 @@ def train_epoch(model, optim, data: list[tuple[list[int], int]], order: list[int
     return losses
 
 
-def _best_dev(rows: pd.DataFrame) -> float:
+def _dev_accuracy(rows: pd.DataFrame) -> float:
     return rows.loc[rows["set"] == "dev", "correct"].mean()
 
 
@@ -198,8 +198,9 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         losses = train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
         train_s = time.perf_counter() - start
         rows = evaluate_epoch(model, tok, examples, every, config)
-        if tests and _best_dev(rows) > best:
-            best, best_epoch = _best_dev(rows), epoch
+        dev = _dev_accuracy(rows) if tests else best
+        if dev > best:
+            best, best_epoch = dev, epoch
             best_state = {n: p.detach().clone() for n, p in trainable.items()}
         if tests and epoch == config.epochs:
             rows = pd.concat([rows, evaluate_epoch(model, tok, examples.iloc[:0], tests,
