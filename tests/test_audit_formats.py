@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from knowshift import audit, audit_data, audit_effect, audit_files, cli
+from knowshift import audit, audit_data, audit_effect, audit_files, audit_report, cli
 from knowshift.audit_data import Budget
 from knowshift.errors import DataFileError, ParameterError
 from knowshift.schema import CATEGORIES, IDK_ANSWER
@@ -275,7 +275,7 @@ def test_the_gate_reads_the_share_or_its_lower_bound():
 
 
 # ---------------------------------------------------------------------------------- real audits
-def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys):
+def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys, monkeypatch):
     out = ["--out", str(tmp_path / "chat")]
     code = cli.main(["audit", str(FILES / "chat.jsonl"), *TINY, *out, "--fail-above", "1"])
     report = json.loads((tmp_path / "chat" / "audit.json").read_text())
@@ -301,6 +301,13 @@ def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys):
 
     # evidence per example: P_correct, answers, and the accepted answer they matched
     examples = pd.read_parquet(tmp_path / "chat" / "examples.parquet")
+    # a --group-by column with too many values for a figure keeps its table, not a figure
+    many = examples.assign(row_id=[f"r{i}" for i in range(len(examples))])
+    html = audit_report.render_html(report, many, skipped, ["source", "row_id"])
+    assert html.count("data:image/png;base64,") == 3            # overall, source, row_id
+    monkeypatch.setattr(audit_report, "MAX_FIGURE_GROUPS", len(examples) - 1)
+    html = audit_report.render_html(report, many, skipped, ["source", "row_id"])
+    assert html.count("data:image/png;base64,") == 2 and "r8" in html
     for _, row in examples.iterrows():
         assert len(row["greedy_predictions"]) == 2
         assert pd.notna(row["matched_answer"]) == (row["category"] != "Unknown")

@@ -24,6 +24,7 @@ SHOWN_EXAMPLES = 5000     # rows of the evidence table (all of them are in examp
 SHOWN_SKIPPED = 200
 SHOWN_ANSWERS = 4         # sampled answers shown per example
 CELL_CHARS = 300
+MAX_FIGURE_GROUPS = 40    # a --group-by column with more values gets no figure (audit.json has all)
 
 
 def _png(fig) -> str:
@@ -67,9 +68,10 @@ def render_html(report: dict, table: pd.DataFrame, skipped: pd.DataFrame,
                 group_by: list[str]) -> str:
     """The report page for ``report`` (see :func:`knowshift.audit.run`), its labelled
     ``table`` and ``skipped`` turns, with one category-mix figure overall and one per
-    ``group_by`` column."""
+    ``group_by`` column of at most :data:`MAX_FIGURE_GROUPS` values."""
     figs = [("Category mix", figures.audit_mix(table, None))]
-    figs += [(f"Category mix by {col}", figures.audit_mix(table, col)) for col in group_by]
+    figs += [(f"Category mix by {col}", figures.audit_mix(table, col)) for col in group_by
+             if table[col].nunique() <= MAX_FIGURE_GROUPS]
     images = [(title, _png(fig)) for title, fig in figs]
     plt.close("all")
     script = _ENV.get_template("audit_table.js").render()
