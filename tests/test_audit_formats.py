@@ -15,6 +15,7 @@ import pytest
 from knowshift import audit, audit_data, audit_effect, audit_files, audit_report, cli
 from knowshift.audit_data import Budget
 from knowshift.errors import DataFileError, ParameterError
+from knowshift.layout import audit_file
 from knowshift.schema import CATEGORIES, IDK_ANSWER
 from knowshift.slick import SlickConfig
 
@@ -205,7 +206,7 @@ def test_filtered_and_relabelled_files_keep_the_format_and_every_field(name, tmp
     out = {}
     for stem, records in (("idk", audit_data.relabelled(examples, unknown)),
                           ("filtered", audit_data.filtered(examples, unknown))):
-        path = tmp_path / "out" / examples.data.output_name(stem)
+        path = audit_file(tmp_path / "out", stem, examples.data.suffix)
         audit_files.write(examples.data, records, path)
         out[stem] = audit_data.read_examples(path)
     original = examples.data.records

@@ -25,7 +25,7 @@ from . import audit_data, audit_files, stats
 from .answers import matched
 from .audit_data import Budget, Examples, read_examples
 from .audit_effect import expected_effect, recommend, study_fit
-from .audit_report import render_html
+from .audit_report import furthest_from_known, render_html
 from .errors import DataFileError, ParameterError
 from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
@@ -72,16 +72,15 @@ def label(examples: pd.DataFrame, model, tok, config: SlickConfig, cache_dir: st
     pool_facts = as_facts(exemplars, source) if exemplars is not None else facts
     for relation in facts["relation"].unique():
         have = int((pool_facts["relation"] == relation).sum())
-        if have < need and exemplars is not None:
-            raise DataFileError(
-                f"relation {relation!r} has {have} examples outside the sample; "
-                f"{config.k_shot}-shot exemplars need at least {need} (sample fewer, or audit "
-                "the whole file)")
-        if have < need:
-            raise DataFileError(
-                f"relation {relation!r} has {have} examples; the audit draws "
-                f"{config.k_shot}-shot exemplars from the other half of the file, so it needs "
-                f"at least {need} examples per relation")
+        if have >= need:
+            continue
+        raise DataFileError(
+            f"relation {relation!r} has {have} examples outside the sample; "
+            f"{config.k_shot}-shot exemplars need at least {need} (sample fewer, or audit "
+            "the whole file)" if exemplars is not None else
+            f"relation {relation!r} has {have} examples; the audit draws "
+            f"{config.k_shot}-shot exemplars from the other half of the file, so it needs "
+            f"at least {need} examples per relation")
     if exemplars is not None:
         jobs = [(facts, pool_facts, Path(cache_dir) / "sample")]
     else:
@@ -245,8 +244,7 @@ def _group_mix(table: pd.DataFrame, column: str) -> dict:
 def _most_unknown(table: pd.DataFrame, n: int = SHOWN_UNKNOWN) -> pd.DataFrame:
     """The examples the model is furthest from knowing: Unknown first, then by the share of
     greedy answers and samples that were right (lowest first)."""
-    score = table["p_correct_greedy"] + table["p_correct_sample"].fillna(0)
-    order = table.assign(_score=score).sort_values(["_score", "line", "turn"])
+    order = furthest_from_known(table)
     if (order["category"] == "Unknown").any():
         order = order[order["category"] == "Unknown"]
     order = order.head(n)
@@ -264,7 +262,7 @@ def _write_files(examples: Examples, audited: pd.DataFrame, out_dir: Path) -> di
     files = {}
     for name, records in (("filtered", audit_data.filtered(examples, unknown)),
                           ("idk", audit_data.relabelled(examples, unknown))):
-        path = Path(out_dir) / examples.data.output_name(name)
+        path = audit_file(out_dir, name, examples.data.suffix)
         audit_files.write(examples.data, records, path)
         files[name] = str(path)
     return files

@@ -148,12 +148,10 @@ def relabelled(examples: Examples, unknown: pd.Series) -> list[dict]:
     records = [copy.deepcopy(r) for r in examples.data.records]
     for _, ex in examples.table[unknown.to_numpy()].iterrows():
         record = records[ex["record"]]
-        if examples.shape == "qa":
-            for key in ("answer", "answers"):
+        if examples.shape == "qa":            # a qa row has one field or both
+            for key, idk in (("answer", IDK_ANSWER), ("answers", [IDK_ANSWER])):
                 if key in record:
-                    record[key] = [IDK_ANSWER] if key == "answers" else IDK_ANSWER
-            if "answer" not in record and "answers" not in record:
-                record["answer"] = IDK_ANSWER
+                    record[key] = idk
         elif examples.shape == "alpaca":
             record["output"] = IDK_ANSWER
         elif examples.shape == "chat":

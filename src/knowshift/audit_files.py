@@ -10,9 +10,6 @@ each one :class:`DataFileError` that names the file and the place."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DataFileError
-from .files import write_table, write_text
+from .files import write_atomically, write_folder, write_table, write_text
 
 MAX_LINE_BYTES = 8 * 2**20    # a JSON-lines row longer than this is not one fine-tuning example
 MAX_JSON_BYTES = 1 * 2**30    # a JSON array is parsed whole; past this, use JSON lines
@@ -44,10 +41,10 @@ class DataFile:
     def name(self) -> str:
         return self.path.name
 
-    def output_name(self, stem: str) -> str:
-        """The file name of an output in this container: ``filtered.jsonl``, ``idk`` (a
-        dataset folder), ..."""
-        return stem if self.container == "hf" else f"{stem}{self.path.suffix}"
+    @property
+    def suffix(self) -> str:
+        """The suffix of files in this container (none for a dataset folder)."""
+        return "" if self.container == "hf" else self.path.suffix
 
 
 def read(path: str | Path) -> DataFile:
@@ -85,25 +82,10 @@ def write(data: DataFile, records: list[dict], path: str | Path) -> Path:
         import pyarrow as pa
         import pyarrow.parquet as pq
         table = pa.Table.from_pylist(records, schema=data.schema)
-        return _atomic_dir_or_file(path, lambda tmp: pq.write_table(table, tmp))
+        return write_atomically(path, lambda tmp: pq.write_table(table, tmp))
     import datasets
     ds = datasets.Dataset.from_list(records, features=data.schema)
-    return _atomic_dir_or_file(path, lambda tmp: ds.save_to_disk(str(tmp)), folder=True)
-
-
-def _atomic_dir_or_file(path: Path, write_to, folder: bool = False) -> Path:
-    """Write to a temporary sibling, then move it into place (replacing an older one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    target = tmp / "out" if folder else tmp / path.name
-    try:
-        write_to(target)
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return write_folder(path, lambda tmp: ds.save_to_disk(str(tmp)))
 
 
 def _decode(raw: bytes, name: str, line: int | None = None) -> str:

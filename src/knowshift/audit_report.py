@@ -42,12 +42,18 @@ def _short(text) -> str:
     return text if len(text) <= CELL_CHARS else text[:CELL_CHARS - 1] + "…"
 
 
+def furthest_from_known(table: pd.DataFrame) -> pd.DataFrame:
+    """Labelled examples ordered by the share of greedy answers and samples that were right,
+    lowest first (then by line and turn)."""
+    score = table["p_correct_greedy"] + table["p_correct_sample"].fillna(0)
+    return (table.assign(_score=score).sort_values(["_score", "line", "turn"])
+            .drop(columns="_score"))
+
+
 def _evidence_rows(table: pd.DataFrame, columns: list[str]) -> list[dict]:
     """The evidence table's rows, furthest from known first; texts cut to :data:`CELL_CHARS`."""
-    score = table["p_correct_greedy"] + table["p_correct_sample"].fillna(0)
-    order = table.assign(_score=score).sort_values(["_score", "line", "turn"])
     rows = []
-    for _, r in order.head(SHOWN_EXAMPLES).iterrows():
+    for _, r in furthest_from_known(table).head(SHOWN_EXAMPLES).iterrows():
         samples = list(r["sample_predictions"])
         rows.append({
             "line": int(r["line"]), "turn": int(r["turn"]), "category": str(r["category"]),

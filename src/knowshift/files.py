@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 import pandas as pd
 
 
-def _atomic(path: Path, write) -> Path:
+def write_atomically(path: str | Path, write) -> Path:
+    """Write the file ``path`` through ``write(tmp)`` to a temporary sibling, then move it into
+    place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -27,17 +30,34 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
+def write_folder(path: str | Path, write) -> Path:
+    """Write the folder ``path`` through ``write(tmp)`` into a temporary sibling folder, then
+    move it into place, replacing an older one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        write(tmp)
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
-    return _atomic(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+    return write_atomically(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def write_json(obj: Any, path: str | Path) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=True, default=str)
-    return _atomic(Path(path), lambda tmp: tmp.write_text(text + "\n"))
+    return write_atomically(Path(path), lambda tmp: tmp.write_text(text + "\n"))
 
 
 def write_text(text: str, path: str | Path) -> Path:
-    return _atomic(Path(path), lambda tmp: tmp.write_text(text))
+    return write_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:
@@ -49,9 +69,9 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     if path.suffix == ".csv":
         flat = df.apply(lambda col: col.map(lambda v: "|".join(map(str, v))
                                             if isinstance(v, (list, tuple)) else v))
-        return _atomic(path, lambda tmp: flat.to_csv(tmp, index=False))
+        return write_atomically(path, lambda tmp: flat.to_csv(tmp, index=False))
     if path.suffix == ".jsonl":
-        return _atomic(path, lambda tmp: df.to_json(tmp, orient="records", lines=True,
+        return write_atomically(path, lambda tmp: df.to_json(tmp, orient="records", lines=True,
                                                     force_ascii=False))
     raise ValueError(f"cannot write a table as {path.suffix!r}")
 
@@ -61,7 +81,7 @@ def save_figure(fig, path_stem: str | Path) -> None:
     Returns nothing, so a notebook cell that ends with it shows the figure and no paths."""
     stem = Path(path_stem)
     for ext in ("png", "svg"):
-        _atomic(stem.with_suffix(f".{ext}"), lambda tmp, ext=ext: fig.savefig(
+        write_atomically(stem.with_suffix(f".{ext}"), lambda tmp, ext=ext: fig.savefig(
             tmp, format=ext, dpi=120, bbox_inches="tight"))
 
 

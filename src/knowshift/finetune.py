@@ -198,8 +198,7 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         losses = train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
         train_s = time.perf_counter() - start
         rows = evaluate_epoch(model, tok, examples, every, config)
-        dev = _dev_accuracy(rows) if tests else best
-        if dev > best:
+        if tests and (dev := _dev_accuracy(rows)) > best:
             best, best_epoch = dev, epoch
             best_state = {n: p.detach().clone() for n, p in trainable.items()}
         if tests and epoch == config.epochs:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from .errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
+from .files import write_folder
 from .params import PRECISIONS
 
 DEFAULT_MODEL = "default"       # the model argument that names the embedded model
@@ -113,15 +112,11 @@ def _convert_default(target: Path) -> None:
     plain.load_state_dict(loaded.state_dict())
     plain.tie_weights()
     plain.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+
+    def save(tmp: Path) -> None:
         plain.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_folder(target, save)
 
 
 def _local_folder(model: str) -> Path | None:
