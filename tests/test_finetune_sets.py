@@ -59,6 +59,11 @@ def test_bad_requests_are_clear_errors(slick_table):
         build_sets(slick_table, 70, [1.0], seed=0)
     with pytest.raises(ParameterError, match=r"shares must lie in \[0, 1\]"):
         build_sets(slick_table, 10, [1.5], seed=0)
+    with pytest.raises(ParameterError, match="unknown_shares has 0.12 and 0.125, which would "
+                                             "both name the variant '12%'"):
+        build_sets(slick_table, 10, [0.12, 0.125], seed=0)
+    with pytest.raises(ParameterError, match="mitigation_shares repeats the share 0.5"):
+        build_sets(slick_table, 10, [0], mitigation_shares=[0.5, 0.5], seed=0)
     with pytest.raises(ParameterError, match="unknown category 'Famous'"):
         build_sets(slick_table, 10, [0], pure_size=2, pure_categories=["Famous"], seed=0)
 

@@ -11,7 +11,7 @@ import yaml
 from knowshift import params as P
 from knowshift.errors import ParameterError
 from knowshift.finetune import FinetuneConfig
-from knowshift.layout import STAGES
+from knowshift.layout import STAGES, run_folder
 from knowshift.pipeline import notebooks_dir
 from knowshift.slick import SlickConfig
 
@@ -39,6 +39,10 @@ from knowshift.slick import SlickConfig
     ("unknown_shares", [], "must list at least one share"),
     ("unknown_shares", [0, 1.5], r"must be a list of shares in \[0, 1\]"),
     ("mitigation_shares", [True], r"must be a list of shares in \[0, 1\]"),
+    ("unknown_shares", [0, 0.12, 0.125],
+     "'unknown_shares' has 0.12 and 0.125, which would both name the variant '12%'"),
+    ("unknown_shares", [0.5, 0, 0.5], "'unknown_shares' repeats the share 0.5"),
+    ("mitigation_shares", [0.251, 0.25], "has 0.251 and 0.25, which would both name"),
     ("d_size", 0, "'d_size' must be >= 1"),
     ("lr", 0.1, "unknown parameter 'lr'"),
 ])
@@ -135,10 +139,10 @@ def test_notebooks_run_the_workshop_profile_by_default():
     parameters cell names the workshop profile and its run folder, and sets no parameter."""
     for stage in STAGES:
         cell = _parameters_cell(notebooks_dir() / stage.notebook)
-        assert cell["run_dir"] == "../runs/workshop", stage.notebook
+        # the notebooks run in notebooks/, one level below the repository root
+        assert cell["run_dir"] == f"../{run_folder(P.DEFAULT_PROFILE).as_posix()}", stage.notebook
         reads_params = bool(P.Params().for_stage(stage.name))
         expected = {"run_dir", "profile", "overrides"} if reads_params else {"run_dir"}
         assert set(cell) == expected, stage.notebook
         if reads_params:
-            assert cell["profile"] == "workshop" and cell["overrides"] == {}
-            assert P.resolve(cell["profile"], cell["overrides"]) == P.resolve("workshop")
+            assert cell["profile"] == P.DEFAULT_PROFILE and cell["overrides"] == {}

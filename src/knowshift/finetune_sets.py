@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .schema import CATEGORIES, IDK_ANSWER, NATURAL
+from .schema import CATEGORIES, IDK_ANSWER, NATURAL, share_clash, share_label
+
 SET_COLUMNS = ["variant", "kind", "unknown_share", "category", "id", "relation", "question",
                "target", "answers", "slick_category", "known", "relabelled"]
 
@@ -65,6 +66,10 @@ def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float]
     bad = [s for s in [*unknown_shares, *(mitigation_shares or [])] if not 0 <= s <= 1]
     if bad:
         raise ParameterError(f"Unknown shares must lie in [0, 1], got {bad}")
+    for name, values in (("unknown_shares", unknown_shares),
+                         ("mitigation_shares", mitigation_shares or [])):
+        if clash := share_clash(values):
+            raise ParameterError(f"{name} {clash}")
     train = slick_table[(slick_table["split"] == "train") & ~slick_table["ood"]]
     known = balanced_order(train[train["known"]], seed)
     unknown = balanced_order(train[~train["known"]], seed + 1)
@@ -76,12 +81,12 @@ def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float]
                           _take(unknown, n_unk, f"a {share:.0%} Unknown set (Unknown part)")])
 
     for share in unknown_shares:
-        parts.append(_rows(f"mix_{share:.0%}", "mix", mix(share), share, None))
+        parts.append(_rows(f"mix_{share_label(share)}", "mix", mix(share), share, None))
     for share in mitigation_shares or []:
         examples = mix(share)
-        parts.append(_rows(f"filtered_{share:.0%}", "filtered", examples[examples["known"]],
-                           share, None))
-        parts.append(_rows(f"idk_{share:.0%}", "idk", examples, share, None, idk=True))
+        parts.append(_rows(f"filtered_{share_label(share)}", "filtered",
+                           examples[examples["known"]], share, None))
+        parts.append(_rows(f"idk_{share_label(share)}", "idk", examples, share, None, idk=True))
     for category in pure_categories or []:
         if category == NATURAL:
             pool = balanced_order(train, seed + 2)

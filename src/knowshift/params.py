@@ -20,7 +20,7 @@ from typing import Any, Callable
 import yaml
 
 from .errors import ParameterError
-from .schema import CATEGORIES, NATURAL
+from .schema import CATEGORIES, NATURAL, share_clash
 
 
 # ----------------------------------------------------------------------------------- rules
@@ -43,7 +43,7 @@ def shares(v) -> str | None:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
                for x in v):
         return "must be a list of shares in [0, 1]"
-    return None
+    return share_clash(v)
 
 
 def names(choices: tuple[str, ...] | None = None) -> Callable[[Any], str | None]:

@@ -63,3 +63,25 @@ def format_target(answer: str) -> str:
 def format_exemplars(questions, answers) -> str:
     """k-shot exemplars in the same format, each followed by a blank line."""
     return "".join(f"{format_question(q)}{format_target(a)}\n" for q, a in zip(questions, answers))
+
+
+# ---------------------------------------------------------------------------- variant names
+def share_label(share: float) -> str:
+    """A share of Unknown examples as it appears in a variant's name (``mix_50%``): whole
+    percents."""
+    return f"{share:.0%}"
+
+
+def share_clash(shares) -> str | None:
+    """Why ``shares`` cannot each name a variant of their own (None if they can): a share given
+    twice, or two shares that round to one name (results are keyed by the name)."""
+    seen: dict[str, float] = {}
+    for share in shares:
+        label = share_label(share)
+        if label in seen:
+            first = seen[label]
+            return (f"repeats the share {share:g}" if first == share else
+                    f"has {first:g} and {share:g}, which would both name the variant "
+                    f"'{label}' (names keep whole percents)")
+        seen[label] = share
+    return None
