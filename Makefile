@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.knowshift-setup
 PROFILE ?= workshop
 
-.PHONY: setup browser run test bench clean
+.PHONY: setup browser run test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# The tests that load no model, run no profile and drive no browser: the loop while editing.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Four speed measurements, each side by side in one run (see benchmarks/*.py); ~25 min.
 bench: setup

@@ -1,5 +1,7 @@
 """Shared fixtures. The real default model is loaded once per session (torch jobs must not run
-side by side on two cores)."""
+side by side on two cores). Tests that load the model, run a profile or drive Chromium are
+marked ``slow`` (``make test-fast`` leaves them out); one that asks for a fixture doing so
+without the mark is refused at collection."""
 
 import io
 import shutil
@@ -13,6 +15,19 @@ DATA = Path(__file__).parent / "data"
 # in the repository's (git-ignored) runs/ folder so its book and the browser check's screenshot
 # stay there to look at after `make test`; it starts empty in every test session.
 SMOKE_RUN = Path(__file__).parent.parent / "runs" / "test-smoke"
+
+
+# fixtures that load the model or run a profile
+SLOW_FIXTURES = {"default_model", "smoke_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items
+                if SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests using {sorted(SLOW_FIXTURES)} must be marked "
+                                f"@pytest.mark.slow: {unmarked}")
 
 
 @pytest.fixture(scope="session", autouse=True)

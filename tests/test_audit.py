@@ -99,6 +99,7 @@ def test_an_uncertain_effect_only_asks_for_early_stopping():
     assert audit_effect.recommend(effect)["action"] == "filter"
 
 
+@pytest.mark.slow
 def test_study_fit_from_a_run_has_intervals(smoke_run, tmp_path):
     run_dir, _ = smoke_run
     fit = audit_effect.study_fit(run_dir)
@@ -123,6 +124,7 @@ def small_file(tmp_path_factory, offline_facts):
     return _jsonl(tmp_path_factory.mktemp("audit") / "small.jsonl", rows)
 
 
+@pytest.mark.slow
 def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_path):
     config = SlickConfig(n_exemplar_sets=2, k_shot=2, n_samples=2, batch_size=16)
     out = tmp_path / "out"
@@ -170,6 +172,7 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
     assert again["mix"] == report["mix"]
 
 
+@pytest.mark.slow
 def test_too_few_examples_for_exemplars_is_explained(tmp_path, default_model):
     path = _jsonl(tmp_path / "tiny.jsonl", [{"question": f"Q{i}?", "answer": "A"}
                                             for i in range(3)])

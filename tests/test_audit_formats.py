@@ -276,6 +276,7 @@ def test_the_gate_reads_the_share_or_its_lower_bound():
 
 
 # ---------------------------------------------------------------------------------- real audits
+@pytest.mark.slow
 def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys, monkeypatch):
     out = ["--out", str(tmp_path / "chat")]
     code = cli.main(["audit", str(FILES / "chat.jsonl"), *TINY, *out, "--fail-above", "1"])
@@ -318,6 +319,7 @@ def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys, monkeypatch):
             assert row["matched_answer"] in list(row["answers"])
 
 
+@pytest.mark.slow
 def test_a_sampled_audit_reports_intervals_and_gates_on_the_lower_bound(tmp_path, capsys):
     out = tmp_path / "sample"
     code = cli.main(["audit", str(FILES / "chat.jsonl"), *TINY, "--out", str(out),
@@ -336,6 +338,7 @@ def test_a_sampled_audit_reports_intervals_and_gates_on_the_lower_bound(tmp_path
     assert "a sample of 4 of 9 examples" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_report_is_safe_for_hostile_text_in_chromium(tmp_path):
     from knowshift.bookcheck import open_browser
     from selenium.webdriver.common.by import By
@@ -396,6 +399,7 @@ def test_the_report_is_safe_for_hostile_text_in_chromium(tmp_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_an_interrupted_full_audit_redoes_only_its_unfinished_slice(tmp_path, default_model):
     examples = audit_data.read_examples(FILES / "chat.jsonl").table
     config = SlickConfig(n_exemplar_sets=2, k_shot=2, n_samples=2, batch_size=16)
@@ -413,6 +417,7 @@ def test_an_interrupted_full_audit_redoes_only_its_unfinished_slice(tmp_path, de
     assert again["id"].tolist() == audit.example_ids(examples)
 
 
+@pytest.mark.slow
 def test_a_repeated_question_is_never_its_own_exemplar(tmp_path, default_model):
     """Invented facts, each twice in the file: if a copy could be the other's exemplar, the
     model would read the answer off the prompt and call the fact Known."""

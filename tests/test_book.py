@@ -8,6 +8,8 @@ import pytest
 
 from knowshift import book, bookcheck, comparison, stats
 
+pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
+
 CHAPTERS = ["intro.html", "method.html", "results.html", "workshop.html", "rerun.html",
             "attribution.html"]
 

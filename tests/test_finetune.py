@@ -1,4 +1,10 @@
-"""Fine-tuning on the real default model: label masking, learning, resumability."""
+"""Fine-tuning on the real default model: label masking, learning, resumability, run files
+keyed by the code."""
+
+import os
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -11,10 +17,12 @@ from knowshift.finetune import (FinetuneConfig, answer_loss, collate, encode, ma
 from knowshift.errors import ParameterError
 from knowshift.generation import complete_naive
 from knowshift.models import load_model
+from knowshift.provenance import PACKAGE_DIR
 from knowshift.schema import format_question
 from knowshift.scoring import score
 
 
+@pytest.mark.slow
 def test_loss_is_on_the_answer_only(default_model):
     _, tok = default_model
     data = encode(tok, ["What is the capital of Kenya?", "Who directed the film Alien?"],
@@ -30,6 +38,7 @@ def test_loss_is_on_the_answer_only(default_model):
     assert mask.sum().item() == sum(len(s) for s, _ in data)
 
 
+@pytest.mark.slow
 def test_answer_loss_is_the_models_own_loss(default_model):
     net, tok = default_model
     data = encode(tok, ["What is the capital of Kenya?", "Who directed the film Alien?",
@@ -41,6 +50,7 @@ def test_answer_loss_is_the_models_own_loss(default_model):
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_fast_evaluation_answers_as_plain_generate_on_a_fine_tuned_model(offline_facts):
     """The per-epoch evaluation path (length-sorted batches, finished rows dropped) gives the
     answers, hence the correctness flags, of one plain greedy ``generate`` per question, on a
@@ -76,6 +86,7 @@ def _unknown_facts(offline_facts, n=8):
                          "known": False, "relabelled": False}).reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, lr", [("full", 3e-4), ("lora", 3e-3)])
 def test_a_variant_learns_its_training_set(offline_facts, method, lr):
     examples = _unknown_facts(offline_facts)
@@ -88,6 +99,7 @@ def test_a_variant_learns_its_training_set(offline_facts, method, lr):
     assert loss.iloc[-1] < loss.iloc[0] / 2
 
 
+@pytest.mark.slow
 def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
     examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix", seed=0,
                                                        unknown_share=1.0, category=None)
@@ -101,6 +113,46 @@ def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
     assert files[0].stat().st_mtime_ns == stamp
 
 
+# Fine-tunes one tiny variant with the knowshift package found first on PYTHONPATH.
+RUN_ONE = """
+import sys, pandas as pd
+from knowshift.finetune import FinetuneConfig, run_variants
+examples = pd.read_parquet(sys.argv[1])
+run_variants(examples, {}, "default", "cpu", FinetuneConfig(epochs=1, ft_batch_size=4),
+             sys.argv[2], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_code_edit_retrains_and_a_docstring_edit_does_not(offline_facts, tmp_path):
+    """The package copied, edited and imported in a fresh process, as a developer's edit is."""
+    package = tmp_path / "src" / "knowshift"
+    shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix", seed=0,
+                                                       unknown_share=1.0, category=None)
+    examples.to_parquet(tmp_path / "examples.parquet")
+    runs = tmp_path / "cache" / "variants"
+
+    def run_files():
+        subprocess.run([sys.executable, "-c", RUN_ONE, str(tmp_path / "examples.parquet"),
+                        str(tmp_path / "cache")], check=True,
+                       env=os.environ | {"PYTHONPATH": str(package.parent)})
+        return {p.name: p.stat().st_mtime_ns for p in runs.iterdir()}
+
+    def edit(old, new):
+        path = package / "evaluation.py"
+        path.write_text(path.read_text().replace(old, new, 1))
+
+    first = run_files()
+    assert len(first) == 1
+    edit('"""Closed-book', '"""Reworded: closed-book')
+    assert run_files() == first                            # a docstring retrains nothing
+    edit("from __future__ import annotations", "from __future__ import annotations\nX = 1")
+    again = run_files()
+    assert len(again) == 2 and again.items() > first.items()   # retrained under a new key
+
+
+@pytest.mark.slow
 def test_checkpoint_only_testing_gives_the_every_epoch_rows_at_the_checkpoints(offline_facts):
     """Non-mix variants answer the test sets only at EARLY_STOP (weights kept in memory) and
     at the last epoch: those rows equal the ones an every-epoch run gives at those epochs."""

@@ -1,4 +1,8 @@
+import pytest
+
 from knowshift.generation import complete, complete_many, complete_naive
+
+pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 
 PREFIX = "".join(f"Q: What is the capital of {c}?\nA: {a}\n\n" for c, a in
                  [("Germany", "Berlin"), ("Japan", "Tokyo"), ("Italy", "Rome"),

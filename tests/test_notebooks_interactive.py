@@ -6,10 +6,13 @@ import json
 import shutil
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from knowshift.layout import STAGES, RunFolder
 from knowshift.pipeline import notebooks_dir
+
+pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 
 
 def test_notebooks_run_top_to_bottom_in_jupyter_into_one_run_folder(tmp_path):

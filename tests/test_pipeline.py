@@ -1,7 +1,9 @@
 """The stage notebooks, executed by papermill on the smoke profile, and the CLI around them."""
 
 import json
+import shutil
 
+import pandas as pd
 import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
@@ -14,6 +16,12 @@ from knowshift.slick import run_stage as slick_stage
 from knowshift.params import resolve
 
 
+def ran(run: RunFolder, stage: str, why: str = "not run yet") -> list[str]:
+    """What the log says of a stage that ran, and why it ran."""
+    return [f"[knowshift] {stage}: {why}", f"[knowshift] {stage}: done -> {run.notebook(stage)}"]
+
+
+@pytest.mark.slow
 def test_notebooks_run_and_write_their_outputs(smoke_run):
     run_dir, log = smoke_run
     run = RunFolder(run_dir)
@@ -26,10 +34,11 @@ def test_notebooks_run_and_write_their_outputs(smoke_run):
     assert run.figure("category_mix").with_suffix(".svg").is_file()
     stamp = json.loads(run.stamp("finetune").read_text())
     assert stamp["params"]["d_size"] == 4 and "n_train" not in stamp["params"]
-    assert log == [f"[knowshift] {s.name}: done -> {run.notebook(s.name)}" for s in STAGES] + [
+    assert log == [line for s in STAGES for line in ran(run, s.name)] + [
         f"[knowshift] book: done -> {run.book_index()}"]
 
 
+@pytest.mark.slow
 def test_the_terminal_shows_progress_inside_slick_and_fine_tuning(smoke_run):
     """The stages run in notebook kernels; their progress reaches the terminal through the
     progress files, as bars with counts and rates, ending complete."""
@@ -46,6 +55,7 @@ def test_the_terminal_shows_progress_inside_slick_and_fine_tuning(smoke_run):
     assert (run_dir / ".progress" / "finetune.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_failing_cell_shows_its_traceback_in_the_terminal(tmp_path, capsys):
     """A stage whose cell raises stops the run with the error and the end of its traceback."""
     pipeline.run("smoke", tmp_path, stages=["facts"], book=False, log=lambda _: None)
@@ -58,6 +68,7 @@ def test_a_failing_cell_shows_its_traceback_in_the_terminal(tmp_path, capsys):
     assert "\x1b[" not in err                             # without terminal colour codes
 
 
+@pytest.mark.slow
 def test_current_stages_are_skipped_and_force_reruns(smoke_run):
     run_dir, _ = smoke_run
     run = RunFolder(run_dir)
@@ -70,9 +81,10 @@ def test_current_stages_are_skipped_and_force_reruns(smoke_run):
     assert table.stat().st_mtime_ns == before
     log = []
     pipeline.run("smoke", run_dir, stages=["facts"], force=True, log=log.append)
-    assert log == [f"[knowshift] facts: done -> {run.notebook('facts')}"]
+    assert log == ran(run, "facts", "forced")
 
 
+@pytest.mark.slow
 def test_a_stamp_file_counts_only_by_its_recorded_stamp(smoke_run):
     run_dir, _ = smoke_run
     stamp_file = RunFolder(run_dir).stamp("facts")
@@ -82,10 +94,11 @@ def test_a_stamp_file_counts_only_by_its_recorded_stamp(smoke_run):
                                       "note": record["stamp"]}))
     log = []
     pipeline.run("smoke", run_dir, stages=["facts"], log=log.append)
-    assert log == [f"[knowshift] facts: done -> {RunFolder(run_dir).notebook('facts')}"]
+    assert log == ran(RunFolder(run_dir), "facts", "stale (its stamp records no key to compare)")
     assert json.loads(stamp_file.read_text())["stamp"] == record["stamp"]
 
 
+@pytest.mark.slow
 def test_a_product_rewritten_since_its_stamp_makes_the_stage_stale(smoke_run):
     """E.g. a notebook run by hand with other parameters into the same folder."""
     run_dir, _ = smoke_run
@@ -93,10 +106,58 @@ def test_a_product_rewritten_since_its_stamp_makes_the_stage_stale(smoke_run):
     points.write_bytes(points.read_bytes())
     log = []
     pipeline.run("smoke", run_dir, stages=["regression"], log=log.append)
-    assert log[-1] == f"[knowshift] regression: done -> {RunFolder(run_dir).notebook('regression')}"
-    assert all(line.endswith("current, skipped") for line in log[:-1])
+    assert log[-2:] == ran(RunFolder(run_dir), "regression",
+                           "stale (its products were rewritten or removed)")
+    assert all(line.endswith("current, skipped") for line in log[:-2])
 
 
+@pytest.mark.slow
+def test_a_code_edit_makes_stale_only_the_stages_built_with_it(smoke_run, tmp_path):
+    """The pipeline's plan on the smoke run, with the package (copied) edited: the audit
+    report's script makes only the audit stale; evaluation code makes fine-tuning stale, and
+    every stage after it through its upstream stamp."""
+    run_dir, _ = smoke_run
+    folder, params = RunFolder(run_dir), resolve("smoke")
+    root = tmp_path / "knowshift"
+    shutil.copytree(pipeline.PACKAGE_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def stale(name, old, new):
+        path = root / name
+        path.write_text(path.read_text().replace(old, new, 1))
+        steps = pipeline.plan(params, folder, "audit", root=root)
+        path.write_text(path.read_text().replace(new, old, 1))
+        return {s.stage.name: s.reason for s in steps if not s.current}
+
+    assert stale("evaluation.py", '"""Closed-book', '"""Reworded: closed-book') == {}
+    assert stale("templates/audit_table.js", "String(n)", "String(n + 0)") == {
+        "audit": "stale (data templates/audit_table.js changed)"}
+    later = ["dynamics", "regression", "categories", "mitigations", "audit"]
+    assert stale("evaluation.py", "from __future__ import annotations",
+                 "from __future__ import annotations\nX = 1") == {
+        "finetune": "stale (modules evaluation changed)",
+        **{name: "stale (an earlier stage changed)" for name in later}}
+
+
+@pytest.mark.slow
+def test_force_recomputes_a_cached_fine_tuning_run(smoke_run):
+    """``--force`` empties the stage's cache: every run is trained again, to the same rows."""
+    run_dir, _ = smoke_run
+    run = RunFolder(run_dir)
+    cached = {p: p.stat().st_mtime_ns for p in run.cache("finetune").rglob("*.parquet")}
+    results = run.read("results")
+    log = []
+    pipeline.run("smoke", run_dir, stages=["finetune"], force=True, log=log.append)
+    assert log == ["[knowshift] facts: current, skipped", "[knowshift] slick: current, skipped",
+                   *ran(run, "finetune", "forced, caches emptied")]
+    again = {p: p.stat().st_mtime_ns for p in run.cache("finetune").rglob("*.parquet")}
+    assert cached and again.keys() == cached.keys()
+    assert all(again[p] > cached[p] for p in cached)
+    timings = ["train_seconds", "eval_seconds"]
+    pd.testing.assert_frame_equal(run.read("results").drop(columns=timings),
+                                  results.drop(columns=timings))
+
+
+@pytest.mark.slow
 def test_stage_kernels_run_without_transport_noise(smoke_run, capfd):
     """Stage kernels use local IPC sockets: no warning about unencrypted TCP in the terminal."""
     run_dir, _ = smoke_run
@@ -106,6 +167,7 @@ def test_stage_kernels_run_without_transport_noise(smoke_run, capfd):
     assert "without encryption" not in err and "TCP" not in err
 
 
+@pytest.mark.slow
 def test_bad_parameters_fail_before_anything_is_touched(smoke_run, capsys):
     run_dir, _ = smoke_run
     stamps = {p: p.read_text() for p in (run_dir / ".stamps").iterdir()}
@@ -136,6 +198,7 @@ def test_a_stage_without_its_upstream_names_the_stage_to_run(tmp_path):
         slick_stage(tmp_path, resolve("smoke"))
 
 
+@pytest.mark.slow
 def test_notebook_rejects_a_bad_parameter_itself(tmp_path):
     with pytest.raises(PapermillExecutionError, match="ParameterError"):
         papermill.execute_notebook(str(pipeline.notebooks_dir() / "01_facts.ipynb"),
@@ -146,6 +209,7 @@ def test_notebook_rejects_a_bad_parameter_itself(tmp_path):
     assert not (tmp_path / "facts").exists()
 
 
+@pytest.mark.slow
 def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
     """The smoke run uses precision 'auto' (bf16 where the CPU computes it natively, else
     fp32); here the precision it did not pick runs every stage, or, for bf16 on a CPU without
@@ -160,7 +224,7 @@ def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
     pipeline.run("smoke", tmp_path, overrides={"precision": other}, book=False,
                  log=log.append)
     run = RunFolder(tmp_path)
-    assert log == [f"[knowshift] {s.name}: done -> {run.notebook(s.name)}" for s in STAGES]
+    assert log == [line for s in STAGES for line in ran(run, s.name)]
     assert json.loads(run.stamp("finetune").read_text())["params"]["precision"] == other
     assert set(run.read("slick")["category"].dropna().astype(str)) <= {
         "HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}

@@ -42,6 +42,7 @@ def test_the_pages_workflow_runs_the_readme_commands_and_deploys_the_printed_fol
     assert env["KNOWSHIFT_REPOSITORY_URL"] == "${{ github.server_url }}/${{ github.repository }}"
 
 
+@pytest.mark.slow
 def test_publish_copies_the_book_for_static_hosting_and_never_clobbers(smoke_run, tmp_path,
                                                                        capsys):
     run_dir, _ = smoke_run

@@ -7,6 +7,8 @@ import pytest
 from knowshift.facts import sample_study_set, select_relations
 from knowshift.slick import CATEGORIES, SlickConfig, categorize, label_questions
 
+pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
+
 CONFIG = SlickConfig(n_exemplar_sets=2, k_shot=4, n_samples=2, batch_size=16)
 
 

@@ -9,7 +9,9 @@ sets and the training order, so each seed is one replicate of the study. After e
 train examples and the dev questions are answered greedily and scored; the test and OOD
 questions after each epoch for the mixes (the regression reads every epoch) and at EARLY_STOP
 and CONVERGENCE for the other kinds. The per-question rows are kept, not the weights. A
-finished (seed, variant) run is never retrained; an interrupted one restarts from scratch.
+finished (seed, variant) run is never retrained (its file is keyed by the model, the set, the
+held-out questions, the config and the code that trains and evaluates, see
+:func:`knowshift.provenance.code_key`); an interrupted one restarts from scratch.
 
 Speed without changing the job: the output layer is applied only where the loss is read (the
 answer tokens, about a fifth of a sequence; its 49k-word softmax is a fifth of the model's work
@@ -36,6 +38,7 @@ from .layout import RunFolder
 from .models import autocast, load_model, resolve_model, with_precision
 from .params import check_config, default
 from .progress import Progress
+from .provenance import code_key
 from .schema import format_question, format_target
 from .scoring import score
 
@@ -235,7 +238,7 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
     in-distribution only, as the paper's Table 2 reads them."""
     out_dir = Path(out_dir)
     runs = []
-    identity = resolve_model(model_name)[1]
+    identity, code = resolve_model(model_name)[1], code_key(["finetune"])
     for seed, variant in dict.fromkeys(zip(sets["seed"], sets["variant"])):
         examples = sets[(sets["seed"] == seed) & (sets["variant"] == variant)].reset_index(
             drop=True)
@@ -243,8 +246,10 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
         every = bool((examples["kind"] == "mix").all())
         asked = {k: v for k, v in held_out.items()
                  if k not in TESTED_ONLY_IN_DISTRIBUTION or examples["kind"].iloc[0] != "pure"}
-        key = fingerprint(identity, asdict(run_config), examples[["id", "target"]].to_dict(
-            "list"), {k: v["id"].tolist() for k, v in asked.items()}, every)
+        key = fingerprint(identity, asdict(run_config),
+                          examples[["id", "question", "target"]].to_dict("list"),
+                          {k: v[["id", "question", "answers"]].to_dict("list")
+                           for k, v in asked.items()}, every, code)
         runs.append((seed, variant, examples, asked, run_config, every,
                      out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"))
     cached = sum(path.is_file() for *_, path in runs)

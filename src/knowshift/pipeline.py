@@ -1,12 +1,14 @@
 """Run the study's notebooks in order through papermill, skipping stages that are current.
 
 A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fingerprint of its
-parameters, its notebook, the knowshift source and the stamps of the stages before it, and its
-products are the ones it recorded (same size and modification time). Everything a run will
-need (the parameters, the profile, the model and fact sources, the device) is checked before
-the first stage runs. Executed notebooks land in the
-run's ``notebooks/`` folder; a failed one is kept as ``<name>.failed.ipynb`` and nothing
-already written is touched."""
+key (:func:`stage_key`: its parameters, its notebook, the code its notebook imports with the
+libraries that code uses (:mod:`knowshift.provenance`), and the stamp of the stage before it),
+and its products are the ones it recorded (same size and modification time). A stale stage is
+reported with what changed. Everything a run will need (the parameters, the profile, the model
+and fact sources, the device) is checked before the first stage runs. ``force`` reruns the
+named stages with their caches emptied. Executed notebooks land in the run's ``notebooks/``
+folder; a failed one is kept as ``<name>.failed.ipynb`` and nothing already written is
+touched."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -27,8 +31,8 @@ from .files import fingerprint, write_json
 from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
 from .params import DEFAULT_PROFILE, Params, resolve
 from .progress import Watcher
+from .provenance import PACKAGE_DIR, changes, code_key, notebook_modules
 
-PACKAGE_DIR = Path(__file__).parent
 TRACEBACK_LINES = 15        # of a failed cell, shown in the terminal
 
 
@@ -44,11 +48,6 @@ def _files_hash(root: Path, paths) -> str:
     for path in sorted(paths):
         h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _source_hash() -> str:
-    return _files_hash(PACKAGE_DIR, (p for p in PACKAGE_DIR.rglob("*")
-                                     if p.suffix in (".py", ".yaml", ".j2")))
 
 
 def _recorded(path: Path) -> dict:
@@ -102,44 +101,94 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
     unknown = [s for s in wanted if s not in STAGE_NAMES]
     if unknown:
         raise ParameterError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
-    last = max(STAGE_NAMES.index(w) for w in wanted)
+    last = STAGE_NAMES[max(STAGE_NAMES.index(w) for w in wanted)]
+    steps = plan(params, folder, last, forced=wanted if force else ())
+    check_sources(params, [step.stage.name for step in steps if not step.current])
 
-    # plan: which stages are current, with the stamp each would record
-    source, upstream, plan = _source_hash(), "", []
-    for stage in STAGES[:last + 1]:
-        nb_in = notebooks_dir() / stage.notebook
-        if not nb_in.is_file():
-            raise KnowshiftError(f"notebook {nb_in} is missing")
-        stage_params = params.for_stage(stage.name).plain()
-        stamp = fingerprint(stage_params, hashlib.sha256(nb_in.read_bytes()).hexdigest(),
-                            source, upstream)
-        upstream = stamp
-        record = _recorded(folder.stamp(stage.name))
-        current = (record.get("stamp") == stamp and record.get("products") is not None
-                   and record["products"] == _products_state(folder, stage.name))
-        plan.append((stage, nb_in, stage_params, stamp,
-                     current and not (force and stage.name in wanted)))
-    check_sources(params, [stage.name for stage, *_, skip in plan if not skip])
-
-    bar = tqdm(plan, desc="knowshift stages", unit="stage", file=progress)
-    for stage, nb_in, stage_params, stamp, skip in bar:
+    bar = tqdm(steps, desc="knowshift stages", unit="stage", file=progress)
+    for step in bar:
+        stage = step.stage
         bar.set_postfix_str(stage.name)
-        if skip:
+        if step.current:
             log(f"[knowshift] {stage.name}: current, skipped")
             continue
+        log(f"[knowshift] {stage.name}: {step.reason}")
+        if step.forced and stage.cache:
+            shutil.rmtree(folder.cache(stage.name), ignore_errors=True)
         injected = {"run_dir": str(run_dir)}
-        if stage_params:          # analysis stages read tables only, no parameters
+        if step.key["params"]:    # analysis stages read tables only, no parameters
             injected |= {"profile": str(profile),
                          "overrides": {k: params.plain()[k] for k in overrides}}
         with Watcher(folder.progress(stage.name), stage.name, stream=progress):
-            _execute(nb_in, folder, injected)
+            _execute(step.notebook, folder, injected)
         _check_products(folder, stage)
-        write_json({"stage": stage.name, "stamp": stamp, "params": stage_params,
+        write_json({"stage": stage.name, "stamp": step.stamp, "key": step.key,
+                    "params": step.key["params"],
                     "products": _products_state(folder, stage.name)}, folder.stamp(stage.name))
         log(f"[knowshift] {stage.name}: done -> {folder.notebook(stage.name)}")
     if book if book is not None else stages is None:
-        build_book(folder, upstream, source, force=force, log=log)
+        build_book(folder, steps[-1].stamp, force=force, log=log)
     return run_dir
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage as planned: its key and stamp, whether it is current, and if not, why."""
+    stage: Stage
+    notebook: Path
+    key: dict
+    stamp: str
+    current: bool
+    forced: bool
+    reason: str
+
+
+def stage_key(stage: Stage, params: Params, upstream: str, root: Path = PACKAGE_DIR) -> dict:
+    """Everything a stage's products depend on: its parameters, its notebook, the code it
+    imports (package ``root``) and the stamp of the stage before it."""
+    notebook = notebooks_dir() / stage.notebook
+    if not notebook.is_file():
+        raise KnowshiftError(f"notebook {notebook} is missing")
+    return {"params": params.for_stage(stage.name).plain(),
+            "notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(),
+            "code": code_key(notebook_modules(notebook), root), "upstream": upstream}
+
+
+def plan(params: Params, folder: RunFolder, through: str, forced=(),
+         root: Path = PACKAGE_DIR) -> list[Step]:
+    """The stages from the first through ``through`` with their stamps, and which are current
+    in ``folder``; a stage in ``forced`` is never current."""
+    steps, upstream = [], ""
+    for stage in STAGES[:STAGE_NAMES.index(through) + 1]:
+        key = stage_key(stage, params, upstream, root)
+        stamp = upstream = fingerprint(key)
+        record = _recorded(folder.stamp(stage.name))
+        reason = _staleness(record, key, stamp, folder, stage.name)
+        if stage.name in forced:
+            reason = "forced, caches emptied" if stage.cache else "forced"
+        steps.append(Step(stage, notebooks_dir() / stage.notebook, key, stamp, reason is None,
+                          stage.name in forced, reason or "current"))
+    return steps
+
+
+def _staleness(record: dict, key: dict, stamp: str, folder: RunFolder,
+               stage_name: str) -> str | None:
+    """Why a stage is not current (None if it is)."""
+    if not record:
+        return "not run yet"
+    if record.get("stamp") != stamp:
+        old = record.get("key")
+        if not isinstance(old, dict):
+            return "stale (its stamp records no key to compare)"
+        said = [part for part in ("params", "notebook", "upstream")
+                if old.get(part) != key[part]]
+        said = [{"upstream": "an earlier stage changed"}.get(p, f"{p} changed") for p in said]
+        said += [f"{c} changed" for c in changes(old.get("code", {}), key["code"])]
+        return f"stale ({'; '.join(said) or 'key changed'})"
+    if record.get("products") is None or (
+            record["products"] != _products_state(folder, stage_name)):
+        return "stale (its products were rewritten or removed)"
+    return None
 
 
 def _check_products(folder: RunFolder, stage: Stage) -> None:
@@ -149,11 +198,10 @@ def _check_products(folder: RunFolder, stage: Stage) -> None:
         raise StageFailedError(f"stage {stage.name} finished without writing {missing}")
 
 
-def build_book(folder: RunFolder, upstream: str, source: str, force: bool = False,
-               log=print) -> Path:
-    """Build the book unless it is current (same stages, book sources and knowshift source)."""
+def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print) -> Path:
+    """Build the book unless it is current (same stages, book sources and book code)."""
     sources = sources_dir()
-    stamp = fingerprint(upstream, source, _files_hash(sources, (
+    stamp = fingerprint(upstream, code_key(["book"]), _files_hash(sources, (
         p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)))
     stamp_file, index = folder.stamp("book"), folder.book_index()
     if not force and index.is_file() and _recorded(stamp_file).get("stamp") == stamp:

@@ -10,7 +10,8 @@ and with ``n_samples`` sampled answers per exemplar set at T=0.5. Categories:
 
 The first three together are *Known*. Sampling is only run for questions that greedy decoding
 leaves undecided (P_correct(T=0) = 0). Every (relation, exemplar set, decoding) chunk is cached
-on disk under a key of model, data and config, so an interrupted run resumes where it stopped;
+on disk under a key of model, data, config and code (:func:`cache_key`), so an interrupted run
+resumes where it stopped;
 small chunks run together in fixed blocks (:func:`blocks`) so that they share batches."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .layout import RunFolder
 from .models import load_model, model_identity, with_precision
 from .params import check_config, default, from_params
 from .progress import Progress
+from .provenance import code_key
 from .schema import CATEGORIES, KNOWN, format_exemplars, format_question
 
 
@@ -82,8 +84,18 @@ def _budgets(tok, answers: pd.Series, cap: int) -> list[int]:
             for ans in answers]
 
 
+def cache_key(model, config: SlickConfig, study: pd.DataFrame, pool: pd.DataFrame) -> dict:
+    """What a chunk's answers depend on: the model, the config, the questions and exemplars
+    (every field a prompt or a score reads), and the code that computes them with its
+    libraries (:func:`knowshift.provenance.code_key` of this module)."""
+    return {"model": model_identity(model), "config": asdict(config),
+            "study": fingerprint(study[["id", "question", "answers"]].to_dict("list")),
+            "pool": fingerprint(pool[["id", "relation", "question", "answer"]].to_dict("list")),
+            "code": code_key(["slick"])}
+
+
 class SlickCache:
-    """One folder per (model, data, config); one parquet per finished chunk."""
+    """One folder per :func:`cache_key`; one parquet per finished chunk."""
 
     def __init__(self, root: Path, key_parts: dict):
         self.dir = Path(root) / fingerprint(key_parts)
@@ -134,10 +146,7 @@ def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
         raise ParameterError("the study set is empty: nothing to label")
     pool = exemplar_pool(facts, study)
     relations = sorted(study["relation"].unique())
-    cache = SlickCache(cache_dir, {
-        "model": model_identity(model), "config": asdict(config),
-        "study": fingerprint(study[["id", "question", "answers"]].to_dict("list")),
-        "pool": fingerprint(pool["id"].tolist())})
+    cache = SlickCache(cache_dir, cache_key(model, config, study, pool))
     sets = {r: draw_exemplar_sets(pool, r, config.n_exemplar_sets, config.k_shot, config.seed)
             for r in relations}
     groups = {r: study[study["relation"] == r] for r in relations}

