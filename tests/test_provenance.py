@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from knowshift import provenance
+from knowshift import pipeline, provenance
 from knowshift.layout import STAGES
-from knowshift.pipeline import notebooks_dir
-from knowshift.provenance import PACKAGE_DIR, changes, code_key, notebook_modules
+from knowshift.params import resolve
+from knowshift.provenance import PACKAGE_DIR, changes, code_key
 
 
 @pytest.fixture
@@ -27,9 +27,9 @@ def package(tmp_path):
 
 
 def stage_code(root: Path) -> dict[str, dict]:
-    """Each stage's code key, as the pipeline computes it for the stage's stamp."""
-    return {s.name: code_key(notebook_modules(notebooks_dir() / s.notebook), root)
-            for s in STAGES}
+    """The code part of each stage's key, as the pipeline computes it for the stage's stamp."""
+    params = resolve("smoke")
+    return {s.name: pipeline.stage_key(s, params, "", root)["code"] for s in STAGES}
 
 
 def stale(before: dict, after: dict) -> list[str]:
