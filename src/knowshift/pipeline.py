@@ -120,10 +120,9 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
             injected |= {"profile": str(profile),
                          "overrides": {k: params.plain()[k] for k in overrides}}
         with Watcher(folder.progress(stage.name), stage.name, stream=progress):
-            _execute(step.notebook, folder, injected)
+            _execute(notebooks_dir() / stage.notebook, folder, injected)
         _check_products(folder, stage)
-        write_json({"stage": stage.name, "stamp": step.stamp, "key": step.key,
-                    "params": step.key["params"],
+        write_json({"stage": stage.name, "stamp": step.stamp, **step.key,
                     "products": _products_state(folder, stage.name)}, folder.stamp(stage.name))
         log(f"[knowshift] {stage.name}: done -> {folder.notebook(stage.name)}")
     if book if book is not None else stages is None:
@@ -133,14 +132,16 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
 
 @dataclass(frozen=True)
 class Step:
-    """One stage as planned: its key and stamp, whether it is current, and if not, why."""
+    """One stage as planned: its key and stamp, and why it must run (None if it is current)."""
     stage: Stage
-    notebook: Path
     key: dict
     stamp: str
-    current: bool
     forced: bool
-    reason: str
+    reason: str | None
+
+    @property
+    def current(self) -> bool:
+        return self.reason is None
 
 
 def stage_key(stage: Stage, params: Params, upstream: str, root: Path = PACKAGE_DIR) -> dict:
@@ -166,24 +167,22 @@ def plan(params: Params, folder: RunFolder, through: str, forced=(),
         reason = _staleness(record, key, stamp, folder, stage.name)
         if stage.name in forced:
             reason = "forced, caches emptied" if stage.cache else "forced"
-        steps.append(Step(stage, notebooks_dir() / stage.notebook, key, stamp, reason is None,
-                          stage.name in forced, reason or "current"))
+        steps.append(Step(stage, key, stamp, stage.name in forced, reason))
     return steps
 
 
 def _staleness(record: dict, key: dict, stamp: str, folder: RunFolder,
                stage_name: str) -> str | None:
-    """Why a stage is not current (None if it is)."""
+    """Why a stage is not current (None if it is), from the key its stamp records."""
     if not record:
         return "not run yet"
     if record.get("stamp") != stamp:
-        old = record.get("key")
-        if not isinstance(old, dict):
+        if not isinstance(record.get("code"), dict):
             return "stale (its stamp records no key to compare)"
         said = [part for part in ("params", "notebook", "upstream")
-                if old.get(part) != key[part]]
+                if record.get(part) != key[part]]
         said = [{"upstream": "an earlier stage changed"}.get(p, f"{p} changed") for p in said]
-        said += [f"{c} changed" for c in changes(old.get("code", {}), key["code"])]
+        said += [f"{c} changed" for c in changes(record["code"], key["code"])]
         return f"stale ({'; '.join(said) or 'key changed'})"
     if record.get("products") is None or (
             record["products"] != _products_state(folder, stage_name)):
