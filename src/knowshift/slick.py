@@ -11,8 +11,8 @@ and with ``n_samples`` sampled answers per exemplar set at T=0.5. Categories:
 The first three together are *Known*. Sampling is only run for questions that greedy decoding
 leaves undecided (P_correct(T=0) = 0). Every (relation, exemplar set, decoding) chunk is cached
 on disk under a key of model, data, config and code (:func:`cache_key`), so an interrupted run
-resumes where it stopped;
-small chunks run together in fixed blocks (:func:`blocks`) so that they share batches."""
+resumes where it stopped; small chunks run together in fixed blocks (:func:`blocks`) so that
+they share batches."""
 
 from __future__ import annotations
 
