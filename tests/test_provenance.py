@@ -79,6 +79,10 @@ def test_docstrings_comments_and_layout_change_no_key(package):
     edit("scoring.py", '"""Per-question', '"""Reworded: per-question')                     # a function's
     edit("finetune.py", "TESTED_ONLY_IN_DISTRIBUTION = (\"ood\",)",
          "TESTED_ONLY_IN_DISTRIBUTION = (\n    'ood',\n)")                   # layout, quotes
+    edit("progress.py", "from __future__ import annotations",
+         "from __future__ import annotations\nUNUSED = 0")                # reports only
+    with open(root / "profiles" / "reference.yaml", "a") as profile:   # enters as parameters
+        profile.write("seed: 7\n")
     assert stage_code(root) == before
     assert code_key(["finetune"], root) == code_key(["finetune"])
 
