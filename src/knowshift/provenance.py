@@ -109,16 +109,23 @@ def notebook_modules(notebook: Path) -> list[str]:
 
 def normalized_source(module: str, root: Path = PACKAGE_DIR) -> str:
     """The module's code without docstrings and comments, in one canonical layout."""
-    tree = _tree(module, root)
-    stripped = ast.parse(ast.unparse(tree))      # a copy to strip
-    for node in ast.walk(stripped):
+    path = _module_path(module, root)
+    return _normalized(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=None)
+def _normalized(path: Path, mtime_ns: int) -> str:
+    """Cached by modification time, like :func:`_parse`: each SliCK slice of an audit keys
+    its cache with the same code."""
+    tree = ast.parse(path.read_text(), filename=str(path))     # a tree of its own to strip
+    for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(
                     getattr(body[0], "value", None), ast.Constant) and isinstance(
                     body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(stripped)
+    return ast.unparse(tree)
 
 
 def _digest(data: bytes) -> str:
