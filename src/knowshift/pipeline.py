@@ -4,8 +4,10 @@ A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fing
 key (:func:`stage_key`: its parameters, its notebook, the code its notebook imports with the
 libraries that code uses (:mod:`knowshift.provenance`), and the stamp of the stage before it),
 and its products are the ones it recorded (same size and modification time). A stale stage is
-reported with what changed. Everything a run will need (the parameters, the profile, the model
-and fact sources, the device) is checked before the first stage runs. ``force`` reruns the
+reported with what changed. Parameters that name a file or folder are read against the
+caller's directory and reach the stages resolved. Everything a run will need (the parameters,
+the profile, the model and fact sources, the device, the sizes of the fine-tuning sets) is
+checked before the first stage runs. ``force`` reruns the
 named stages with their caches emptied. Executed notebooks land in the run's ``notebooks/``
 folder; a failed one is kept as ``<name>.failed.ipynb`` and nothing already written is
 touched."""
@@ -24,7 +26,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from traitlets.config import Config
 
-from . import facts, models
+from . import facts, finetune_sets, models
 from .book import build, sources_dir
 from .errors import KnowshiftError, ParameterError, StageFailedError
 from .files import fingerprint, write_json
@@ -72,9 +74,11 @@ def _products_state(folder: RunFolder, stage_name: str) -> dict[str, list[int]] 
     return state
 
 
-def check_sources(params: Params, stages: list[str]) -> None:
+def check_sources(params: Params, stages: list[str], folder: RunFolder | None = None) -> None:
     """Refuse, before any work, a model, device or fact source that ``stages`` would need and
-    that is not there."""
+    that is not there, and fine-tuning sets larger than the questions they are drawn from:
+    than the study's train questions, or, where SliCK's labels are already in ``folder`` and
+    SliCK will not rerun, than its categories."""
     needed = {n for s in stages for n in params.for_stage(s)}
     if "facts" in needed:
         facts.check_source(params.facts)
@@ -82,6 +86,20 @@ def check_sources(params: Params, stages: list[str]) -> None:
         models.check_source(params.model)
     if "device" in needed:
         models.pick_device(params.device, params.precision)
+    if "finetune" not in stages:
+        return
+    wanted = {"d_size": params.d_size,
+              "pure_size": params.pure_size if params.pure_categories else 0}
+    for name, size in wanted.items():
+        if size > params.n_train:
+            raise ParameterError(f"{name} {size} is more than the study's n_train "
+                                 f"{params.n_train} train questions it is drawn from")
+    if folder is not None and "slick" not in stages and folder.path("slick").is_file():
+        problem = finetune_sets.size_problem(
+            folder.read("slick"), params.d_size, list(params.unknown_shares), params.pure_size,
+            list(params.pure_categories), list(params.mitigation_shares))
+        if problem:
+            raise ParameterError(problem)
 
 
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
@@ -92,7 +110,10 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
     folder. The bars (stages, and the progress inside SliCK and fine-tuning) go to the stream
     ``progress`` (default: standard error)."""
     overrides = dict(overrides or {})
-    params = resolve(profile, overrides)
+    params = resolve(profile, overrides).with_paths_resolved(Path.cwd())
+    # the stages get the resolved paths (their kernels run in notebooks/)
+    passed = {**{k: params.plain()[k] for k in overrides},
+              **{k: params.plain()[k] for k in params.path_names()}}
     if Path(profile).suffix in (".yaml", ".yml"):
         profile = str(Path(profile).resolve())       # the notebooks run in notebooks/
     run_dir = run_folder(profile, run_dir).resolve()
@@ -103,7 +124,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         raise ParameterError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
     last = STAGE_NAMES[max(STAGE_NAMES.index(w) for w in wanted)]
     steps = plan(params, folder, last, forced=wanted if force else ())
-    check_sources(params, [step.stage.name for step in steps if not step.current])
+    check_sources(params, [step.stage.name for step in steps if not step.current], folder)
 
     bar = tqdm(steps, desc="knowshift stages", unit="stage", file=progress)
     for step in bar:
@@ -117,8 +138,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
             shutil.rmtree(folder.cache(stage.name), ignore_errors=True)
         injected = {"run_dir": str(run_dir)}
         if step.key["params"]:    # analysis stages read tables only, no parameters
-            injected |= {"profile": str(profile),
-                         "overrides": {k: params.plain()[k] for k in overrides}}
+            injected |= {"profile": str(profile), "overrides": passed}
         with Watcher(folder.progress(stage.name), stage.name, stream=progress):
             _execute(notebooks_dir() / stage.notebook, folder, injected)
         _check_products(folder, stage)

@@ -1,8 +1,9 @@
 """SliCK (Gekhman et al., 2024, section 3): label each question by what the *base* model knows.
 
 P_correct(q, a; M, T) is the share of the model's answers that are right, over ``N_ex`` random
-k-shot exemplar sets (drawn from the same relation's train split) with greedy decoding (T=0),
-and with ``n_samples`` sampled answers per exemplar set at T=0.5. Categories:
+k-shot exemplar sets (drawn from the same relation's ``exemplar_split``: the dev split in the
+paper, appendix C) with greedy decoding (T=0), and with ``n_samples`` sampled answers per
+exemplar set at T=0.5 (among the ``top_k`` likeliest tokens: 40 in the paper). Categories:
 
 - HighlyKnown: P_correct(T=0) = 1          - MaybeKnown: 0 < P_correct(T=0) < 1
 - WeaklyKnown: P_correct(T=0) = 0 and P_correct(T>0) > 0
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .answers import is_correct
+from .encoding import answer_length
 from .errors import ParameterError
 from .facts import exemplar_pool
 from .files import fingerprint, write_json, write_parquet
@@ -33,7 +35,7 @@ from .models import load_model, model_identity, with_precision
 from .params import check_config, default, from_params
 from .progress import Progress
 from .provenance import code_key
-from .schema import CATEGORIES, KNOWN, format_exemplars, format_question
+from .schema import CATEGORIES, KNOWN, format_exemplars, format_question, format_target
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SlickConfig:
     k_shot: int = default("k_shot")
     n_samples: int = default("n_samples")                 # sampled answers per set at T > 0
     temperature: float = default("temperature")
+    top_k: int = default("top_k")                         # 0: sample from every token
     max_new_tokens: int = default("max_new_tokens")       # hard cap; see _budgets
     batch_size: int = default("batch_size")
     precision: str = default("precision")
@@ -72,16 +75,18 @@ def draw_exemplar_sets(pool: pd.DataFrame, relation: str, n_sets: int, k: int,
     """``n_sets`` random k-shot exemplar sets for one relation, fixed by ``seed``."""
     rows = pool[pool["relation"] == relation].sort_values("id")
     if len(rows) < k:
-        raise ParameterError(f"relation {relation} has only {len(rows)} train questions outside "
-                             f"the study set; {k}-shot exemplars need at least {k}")
+        raise ParameterError(f"relation {relation} has only {len(rows)} questions to draw "
+                             f"exemplars from outside the study set; {k}-shot exemplars need "
+                             f"at least {k} (see the parameters k_shot and exemplar_split)")
     rng = np.random.default_rng([seed, zlib.crc32(relation.encode())])
     return [rows.iloc[rng.choice(len(rows), size=k, replace=False)] for _ in range(n_sets)]
 
 
-def _budgets(tok, answers: pd.Series, cap: int) -> list[int]:
-    """Tokens worth generating per question: its longest accepted answer plus a margin."""
-    return [min(cap, max(len(tok(" " + a, add_special_tokens=False).input_ids) for a in ans) + 3)
-            for ans in answers]
+def _budgets(tok, questions: pd.Series, answers: pd.Series, cap: int) -> list[int]:
+    """Tokens worth generating per question: its longest accepted answer (as many tokens as it
+    takes written after the question's prompt) plus a margin."""
+    return [min(cap, 3 + max(answer_length(tok, format_question(q), format_target(a).rstrip("\n"))
+                             for a in ans)) for q, ans in zip(questions, answers)]
 
 
 def cache_key(model, config: SlickConfig, study: pd.DataFrame, pool: pd.DataFrame) -> dict:
@@ -134,23 +139,24 @@ def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
     return out + ([current] if current else [])
 
 
-def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
+def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                     config: SlickConfig, cache_dir: str | Path,
                     progress: bool = True, progress_file: str | Path | None = None
                     ) -> pd.DataFrame:
-    """Run SliCK on every question of ``study``; exemplars come from ``facts``' train split
-    (minus the study questions). Returns ``study`` with P_correct, category and predictions.
-    Progress (answers generated, by chunk) goes to a bar and to ``progress_file``
+    """Run SliCK on every question of ``study``; exemplars come from ``pool`` (the facts they
+    may be drawn from; never a study question). Returns ``study`` with P_correct, category and
+    predictions. Progress (answers generated, by chunk) goes to a bar and to ``progress_file``
     (:mod:`knowshift.progress`)."""
     if study.empty:
         raise ParameterError("the study set is empty: nothing to label")
-    pool = exemplar_pool(facts, study)
+    pool = pool[~pool["id"].isin(study["id"])]
     relations = sorted(study["relation"].unique())
     cache = SlickCache(cache_dir, cache_key(model, config, study, pool))
     sets = {r: draw_exemplar_sets(pool, r, config.n_exemplar_sets, config.k_shot, config.seed)
             for r in relations}
     groups = {r: study[study["relation"] == r] for r in relations}
-    budget = {r: _budgets(tok, g["answers"], config.max_new_tokens) for r, g in groups.items()}
+    budget = {r: _budgets(tok, g["question"], g["answers"], config.max_new_tokens)
+              for r, g in groups.items()}
 
     def run_block(block, questions, temperature, n):
         """Answers for every chunk of ``block``, the questions of a relation given by
@@ -163,7 +169,7 @@ def label_questions(model, tok, study: pd.DataFrame, facts: pd.DataFrame,
                             [b for b, k in zip(budget[r], keep) if k],
                             config.seed * 100_003 + i * 1_009 + zlib.crc32(r.encode())))
         answers = complete_many(model, tok, prompts, temperature=temperature, num_samples=n,
-                                batch_size=config.batch_size)
+                                top_k=config.top_k, batch_size=config.batch_size)
         return [pd.DataFrame({"id": groups[r]["id"][questions[r]].tolist(), "predictions": preds,
                               "n_correct": [sum(is_correct(p, a) for p in ps) for ps, a in
                                             zip(preds, groups[r]["answers"][questions[r]])]})
@@ -236,7 +242,8 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     study, facts = run.read("study"), run.read("facts")
     config = with_precision(SlickConfig.from_params(p), p.device)
     net, tok = load_model(p.model, p.device, config.precision)
-    table = label_questions(net, tok, study, facts, config, run.cache("slick"),
+    pool = exemplar_pool(facts, study, p.exemplar_split)
+    table = label_questions(net, tok, study, pool, config, run.cache("slick"),
                             progress=progress, progress_file=run.progress("slick"))
     write_parquet(table, run.path("slick"))
     return table
