@@ -16,7 +16,8 @@ from transformers import GenerationConfig
 
 from knowshift.answers import is_correct
 from knowshift.facts import load_facts, sample_study_set
-from knowshift.generation import complete_naive, first_line, prompt_ids
+from knowshift.encoding import encode
+from knowshift.generation import complete_naive, first_line
 from knowshift.models import load_model
 from knowshift.facts import exemplar_pool
 from knowshift.schema import format_exemplars, format_question
@@ -40,7 +41,7 @@ def naive_label(net, tok, study, facts, config: SlickConfig) -> list[str]:
                 pred = complete_naive(net, tok, prefix, [format_question(row["question"])],
                                       max_new_tokens=config.max_new_tokens)[0]
                 greedy += is_correct(pred, row["answers"])
-                ids = torch.tensor([prompt_ids(tok, prefix, format_question(row["question"]))])
+                ids = torch.tensor([encode(tok, prefix + format_question(row["question"]))])
                 with torch.no_grad():
                     out = net.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                        generation_config=sample)
@@ -64,7 +65,8 @@ def main() -> None:
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cache:
-        fast = label_questions(net, tok, study, facts, config, cache, progress=False)
+        fast = label_questions(net, tok, study, exemplar_pool(facts, study), config, cache,
+                               progress=False)
     t_fast = time.perf_counter() - start
     start = time.perf_counter()
     naive = naive_label(net, tok, study.sort_values(["relation", "id"]), facts, config)

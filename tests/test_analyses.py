@@ -107,6 +107,9 @@ def test_fit_curves_and_epochs_to_fit():
     first = epochs_to_fit(fit_curves(results), threshold=0.9).set_index("variant")
     assert first.loc["mix_50%", "Known"] == 2 and first.loc["mix_50%", "Unknown"] == 3
     assert first.loc["mix_0%", "Known"] == 1 and np.isnan(first.loc["mix_0%", "Unknown"])
+    # a run too short to fit anything (two LoRA epochs) still has both columns, all NaN
+    none = epochs_to_fit(fit_curves(results), threshold=1.1)
+    assert none[["Known", "Unknown"]].isna().all().all() and len(none) == 2
 
 
 def _test_rows(variant, epoch, by_category, set_name="test", abstained=None):

@@ -68,3 +68,45 @@ def test_bf16_on_a_cpu_keeps_float32_weights_under_bf16_autocast():
     with autocast(fp32):
         assert fp32.get_decoder().layers[0].self_attn.q_proj(
             torch.ones(1, layer.in_features)).dtype == torch.float32
+
+
+HUB_CHECK = """
+import sys
+from knowshift.models import check_source
+try:
+    check_source(sys.argv[1])
+    print("ok")
+except Exception as err:
+    print(type(err).__name__, err)
+"""
+
+
+def _check_in_hub_cache(model: str, cache, offline: bool = True) -> str:
+    import os
+    import subprocess
+    import sys
+    env = os.environ | {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1" if offline else "0"}
+    out = subprocess.run([sys.executable, "-c", HUB_CHECK, model], env=env, capture_output=True,
+                         text=True, timeout=120)
+    return out.stdout.strip()
+
+
+def test_a_hub_id_is_checked_in_the_local_hub_cache_before_any_work(tmp_path):
+    """A hub id passes the pre-run check when its config and safetensors are in the local hub
+    cache, and is one line naming the model otherwise (here the hub is not asked: offline)."""
+    snapshot = tmp_path / "models--org--cached" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (tmp_path / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "models--org--cached" / "refs" / "main").write_text("0" * 40)
+    assert _check_in_hub_cache("org/cached", tmp_path) == "ok"
+    missing = _check_in_hub_cache("org/absent", tmp_path)
+    assert missing == ("ModelNotFoundError model 'org/absent' is not in the local hub cache and "
+                       "HF_HUB_OFFLINE is set: download it first (`hf download org/absent`) or "
+                       "point model at a local folder")
+    (snapshot / "model.safetensors").unlink()              # a config without safetensors
+    assert _check_in_hub_cache("org/cached", tmp_path).startswith("ModelNotFoundError")
+    assert _check_in_hub_cache("not a hub id!", tmp_path) == (
+        "ModelNotFoundError model 'not a hub id!' is neither a local folder nor a hub id "
+        "(org/name)")

@@ -146,3 +146,41 @@ def test_notebooks_run_the_workshop_profile_by_default():
         assert set(cell) == expected, stage.notebook
         if reads_params:
             assert cell["profile"] == P.DEFAULT_PROFILE and cell["overrides"] == {}
+
+
+def test_the_paper_profile_holds_the_papers_settings():
+    """Section 2, appendix A (relations) and appendix C (SliCK) of the paper."""
+    from knowshift.facts import EQ_IN_DISTRIBUTION, EQ_OUT_OF_DISTRIBUTION
+    paper = P.resolve("paper")
+    assert sorted(paper.relations) == sorted(EQ_IN_DISTRIBUTION + EQ_OUT_OF_DISTRIBUTION)
+    assert len(EQ_IN_DISTRIBUTION) == 12 and len(EQ_OUT_OF_DISTRIBUTION) == 7
+    assert (paper.n_exemplar_sets, paper.k_shot, paper.n_samples, paper.temperature,
+            paper.top_k, paper.exemplar_split) == (10, 4, 16, 0.5, 40, "dev")
+    assert list(paper.unknown_shares) == [0, 0.25, 0.5, 0.75, 1.0]
+
+
+def test_paths_are_resolved_against_the_callers_directory_and_shown_without_it(tmp_path):
+    (tmp_path / "my-model").mkdir()
+    given = P.resolve("smoke", {"facts": "data/eq", "model": "./my-model"})
+    resolved = given.with_paths_resolved(tmp_path)
+    assert resolved.facts == str(tmp_path / "data" / "eq")
+    assert resolved.model == str(tmp_path / "my-model")
+    assert sorted(resolved.path_names()) == ["facts", "model"]
+    kept = P.resolve("smoke", {"model": "mistralai/Mistral-7B-v0.1"}).with_paths_resolved(tmp_path)
+    assert (kept.facts, kept.model) == ("offline", "mistralai/Mistral-7B-v0.1")
+    assert kept.path_names() == []
+    assert P.resolve("smoke", {"facts": "/data/eq"}).with_paths_resolved(tmp_path).facts == \
+        "/data/eq"
+    # a page shows a path inside the repository relative to it, one in the home folder under ~
+    repo = notebooks_dir().parent
+    inside = P.resolve("smoke", {"facts": str(repo / "tests" / "data" / "entityquestions")})
+    shown = {r["parameter"]: r["value"] for r in inside.for_stage("facts").rows()}
+    assert shown["facts"] == "tests/data/entityquestions"
+    assert P.shown_path(str(tmp_path / "eq"), home=tmp_path) == "~/eq"
+    assert P.shown_path("/elsewhere/eq", home=tmp_path) == "/elsewhere/eq"
+
+
+def test_a_page_shows_a_path_as_typed_from_where_the_run_started(tmp_path, monkeypatch):
+    monkeypatch.setenv(P.CALLER_DIR_ENV, str(tmp_path))
+    assert P.shown_path(str(tmp_path / "data" / "eq")) == "data/eq"
+    assert P.shown_path(str(tmp_path)) == "."

@@ -190,7 +190,33 @@ def test_missing_sources_fail_before_the_first_stage(tmp_path):
         pipeline.run("smoke", tmp_path, overrides={"facts": str(tmp_path / "no-eq")})
     with pytest.raises(ParameterError, match="profile file .* does not exist"):
         pipeline.run(str(tmp_path / "mine.yaml"), tmp_path)
+    with pytest.raises(ModelNotFoundError, match="'knowshift-tests/no-such-model' is not"):
+        pipeline.run("smoke", tmp_path, overrides={"model": "knowshift-tests/no-such-model"})
+    with pytest.raises(ParameterError, match="pure_size 17 is more than the study's n_train 16"):
+        pipeline.run("smoke", tmp_path, overrides={"pure_size": 17})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_relative_paths_are_read_from_the_callers_directory(tmp_path, monkeypatch):
+    """Before any stage runs (its kernel in notebooks/), a relative fact folder is resolved
+    where the user typed it; a missing one is named as typed."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FactFileError, match="EntityQuestions folder .*/no-eq' does not exist"):
+        pipeline.run("smoke", tmp_path / "run", overrides={"facts": "no-eq"})
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_relative_fact_folder_reaches_stage_one_resolved(tmp_path, monkeypatch):
+    """`knowshift run facts -p facts=tests/data/entityquestions` from the repository root: the
+    stage's kernel runs in notebooks/, and finds the folder the user meant."""
+    monkeypatch.chdir(pipeline.notebooks_dir().parent)
+    assert cli.main(["run", "facts", "--profile", "smoke", "--run-dir", str(tmp_path),
+                     "-p", "facts=tests/data/entityquestions", "-p", "relations=null"]) == 0
+    facts = RunFolder(tmp_path).read("facts")
+    assert set(facts["relation"]) == {"P17", "P20", "P36"}
+    recorded = json.loads(RunFolder(tmp_path).stamp("facts").read_text())["params"]["facts"]
+    assert recorded == str(pipeline.notebooks_dir().parent / "tests" / "data" / "entityquestions")
 
 
 def test_a_stage_without_its_upstream_names_the_stage_to_run(tmp_path):

@@ -4,7 +4,7 @@ interruption."""
 import pandas as pd
 import pytest
 
-from knowshift.facts import sample_study_set, select_relations
+from knowshift.facts import exemplar_pool, sample_study_set, select_relations
 from knowshift.slick import CATEGORIES, SlickConfig, categorize, label_questions
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
@@ -23,7 +23,8 @@ def labelled(default_model, study, tmp_path_factory):
     net, tok = default_model
     facts, questions = study
     cache = tmp_path_factory.mktemp("slick-cache")
-    return cache, label_questions(net, tok, questions, facts, CONFIG, cache, progress=False)
+    return cache, label_questions(net, tok, questions, exemplar_pool(facts, questions), CONFIG,
+                                  cache, progress=False)
 
 
 def test_real_slick_run(labelled, study):
@@ -51,7 +52,8 @@ def test_resume_reuses_finished_chunks(labelled, study, default_model):
     for p in chunks[1::2]:
         p.unlink()
     (chunks[0].parent / ".set999.parquet.tmp").write_text("partial")
-    again = label_questions(net, tok, questions, facts, CONFIG, cache, progress=False)
+    again = label_questions(net, tok, questions, exemplar_pool(facts, questions), CONFIG,
+                                  cache, progress=False)
     pd.testing.assert_frame_equal(again, table)
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())   # not recomputed
     assert all(p.is_file() for p in chunks)                           # the rest redone

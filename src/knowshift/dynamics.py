@@ -9,6 +9,7 @@ from .files import write_parquet
 from .layout import RunFolder
 
 FIT_THRESHOLD = 0.9     # a subset counts as fitted once this share of it is answered right
+SUBSETS = ["Known", "Unknown"]
 
 
 def fit_curves(results: pd.DataFrame, kind: str = "mix") -> pd.DataFrame:
@@ -23,11 +24,12 @@ def fit_curves(results: pd.DataFrame, kind: str = "mix") -> pd.DataFrame:
 
 def epochs_to_fit(curves: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.DataFrame:
     """First epoch at which each subset reaches ``threshold`` train accuracy, per seed and
-    variant (NaN: never)."""
+    variant (NaN: never, also when no subset of any run was fitted)."""
     run = ["seed", "variant", "unknown_share"]
     reached = curves[curves["train_accuracy"] >= threshold]
-    first = reached.groupby([*run, "subset"])["epoch"].min()
-    return first.unstack("subset").reindex(curves.groupby(run).size().index).reset_index()
+    first = reached.groupby([*run, "subset"])["epoch"].min().unstack("subset")
+    first = first.reindex(index=curves.groupby(run).size().index, columns=SUBSETS)
+    return first.rename_axis(columns="subset").reset_index()
 
 
 def run_stage(run_dir) -> dict[str, pd.DataFrame]:

@@ -82,12 +82,20 @@ def names_fact_file(value: str) -> bool:
     return value != "offline"
 
 
+# Set by the pipeline for the stage kernels: the directory ``knowshift run`` was called from,
+# so that pages show a path as it was typed (display only: the stages get resolved paths).
+CALLER_DIR_ENV = "KNOWSHIFT_CALLER_DIR"
+
+
 def shown_path(value: str, home: Path | None = None) -> str:
     """A resolved path as a page shows it, without the machine's folders: relative to the
-    repository when inside it, else under ``~`` when inside the home folder."""
+    directory the run was started from (``$KNOWSHIFT_CALLER_DIR``) or to the repository when
+    inside one of them, else under ``~`` when inside the home folder."""
     path, repo = Path(value), Path(__file__).resolve().parents[2]
     home = home or Path.home()
-    for base, shown in ((repo, ""), (home, "~/")):
+    caller = os.environ.get(CALLER_DIR_ENV)
+    bases = ([(Path(caller), "")] if caller else []) + [(repo, ""), (home, "~/")]
+    for base, shown in bases:
         if path.is_relative_to(base):
             rest = path.relative_to(base).as_posix()
             return shown + rest if rest != "." else (shown.rstrip("/") or ".")

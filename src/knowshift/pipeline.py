@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from .book import build, sources_dir
 from .errors import KnowshiftError, ParameterError, StageFailedError
 from .files import fingerprint, write_json
 from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
-from .params import DEFAULT_PROFILE, Params, resolve
+from .params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
 from .progress import Watcher
 from .provenance import PACKAGE_DIR, changes, code_key, notebook_modules
 
@@ -139,7 +140,8 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         injected = {"run_dir": str(run_dir)}
         if step.key["params"]:    # analysis stages read tables only, no parameters
             injected |= {"profile": str(profile), "overrides": passed}
-        with Watcher(folder.progress(stage.name), stage.name, stream=progress):
+        with Watcher(folder.progress(stage.name), stage.name, stream=progress), \
+                _environment({CALLER_DIR_ENV: str(Path.cwd())}):
             _execute(notebooks_dir() / stage.notebook, folder, injected)
         _check_products(folder, stage)
         write_json({"stage": stage.name, "stamp": step.stamp, **step.key,
@@ -230,6 +232,21 @@ def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print)
     write_json({"stage": "book", "stamp": stamp}, stamp_file)
     log(f"[knowshift] book: done -> {index}")
     return index
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    """``values`` set in the environment the stage kernels inherit, for one stage."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _kernel_config(sockets: str) -> Config:
