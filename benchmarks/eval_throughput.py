@@ -18,7 +18,9 @@ from transformers import GenerationConfig
 
 from knowshift.evaluation import predict
 from knowshift.facts import load_facts, select_relations
-from knowshift.finetune import FinetuneConfig, encode, make_optimizer, train_epoch
+from knowshift.encoding import encode
+from knowshift.finetune import FinetuneConfig, make_optimizer, train_epoch
+from knowshift.finetune import encode as encode_examples
 from knowshift.generation import first_line
 from knowshift.models import load_model
 from knowshift.params import default
@@ -37,8 +39,9 @@ def generate_batched(model, tok, questions, batch_size, max_new_tokens) -> list[
                               stop_strings=["\n"])
     answers = []
     for start in range(0, len(questions), batch_size):
-        enc = tok([format_question(q) for q in questions[start:start + batch_size]],
-                  return_tensors="pt", padding=True)
+        enc = tok.pad({"input_ids": [encode(tok, format_question(q))
+                                     for q in questions[start:start + batch_size]]},
+                      return_tensors="pt")
         out = model.generate(**enc, generation_config=config, tokenizer=tok)
         answers += [first_line(t) for t in
                     tok.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)]
@@ -50,7 +53,7 @@ def fine_tuned(examples, precision: str, state=None):
     if state is None:
         config = FinetuneConfig(precision=precision)
         model.train()
-        data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
+        data = encode_examples(tok, examples["question"].tolist(), examples["target"].tolist())
         optim = make_optimizer(model, config)
         gen = torch.Generator().manual_seed(0)
         for _ in range(2):

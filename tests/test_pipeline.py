@@ -182,8 +182,11 @@ def test_bad_parameters_fail_before_anything_is_touched(smoke_run, capsys):
     assert {p: p.read_text() for p in (run_dir / ".stamps").iterdir()} == stamps
 
 
-def test_missing_sources_fail_before_the_first_stage(tmp_path):
-    """A model path or fact folder that is not there stops the run before stage 1 writes."""
+def test_missing_sources_fail_before_the_first_stage(tmp_path, monkeypatch):
+    """A model path or fact folder that is not there stops the run before stage 1 writes (the
+    hub is not asked: offline, a hub id must be in the local hub cache)."""
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         pipeline.run("smoke", tmp_path, overrides={"model": str(tmp_path / "no-model")})
     with pytest.raises(FactFileError, match="EntityQuestions folder .* does not exist"):
@@ -199,7 +202,7 @@ def test_missing_sources_fail_before_the_first_stage(tmp_path):
 
 def test_relative_paths_are_read_from_the_callers_directory(tmp_path, monkeypatch):
     """Before any stage runs (its kernel in notebooks/), a relative fact folder is resolved
-    where the user typed it; a missing one is named as typed."""
+    where the user typed it; a missing one is named as resolved."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FactFileError, match="EntityQuestions folder .*/no-eq' does not exist"):
         pipeline.run("smoke", tmp_path / "run", overrides={"facts": "no-eq"})

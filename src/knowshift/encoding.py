@@ -17,13 +17,18 @@ PROBE = "a"          # a text every tokenizer encodes, to see what it adds aroun
 
 def leading_specials(tok) -> list[int]:
     """The ids ``tok`` puts before a text when it adds special tokens (e.g. ``[bos_id]``), read
-    from the tokenizer itself (computed once per tokenizer)."""
+    from the tokenizer itself (computed once per tokenizer object: reload a tokenizer whose
+    special-token settings were changed)."""
     cached = getattr(tok, "_knowshift_leading", None)
     if cached is None:
         with_specials = tok(PROBE, add_special_tokens=True).input_ids
         plain = tok(PROBE, add_special_tokens=False).input_ids
         start = next((i for i in range(len(with_specials) - len(plain) + 1)
-                      if with_specials[i:i + len(plain)] == plain), 0)
+                      if with_specials[i:i + len(plain)] == plain), None)
+        if start is None:           # the text's ids changed too: keep the special ones in front
+            special = set(tok.all_special_ids)
+            start = next((i for i, t in enumerate(with_specials) if t not in special),
+                         len(with_specials))
         cached = list(with_specials[:start])
         tok._knowshift_leading = cached
     return list(cached)
@@ -56,7 +61,7 @@ def encode_split(tok, head: str, tail: str) -> tuple[list[int], int]:
 def shared_head(tok, prefix: str, suffixes: list[str]) -> tuple[list[int], list[list[int]]]:
     """(the ids every ``prefix + suffix`` starts with, each one's remaining ids), cut from the
     ids of each whole text, so ``head + rest`` is exactly :func:`encode` of the text. The head
-    covers no more than ``prefix`` and leaves every text at least one id of its own."""
+    covers no more than ``prefix`` and leaves every text that has ids one of its own."""
     whole = [encode(tok, prefix + s) for s in suffixes]
     own = encode(tok, prefix)
     n = min([common_length(own, ids) for ids in whole] + [len(ids) - 1 for ids in whole],

@@ -89,9 +89,9 @@ def size_problem(slick_table: pd.DataFrame, size: int, unknown_shares: list[floa
         return None
     found = ", ".join(f"{c} {n}" for c, n in have.items())
     return (f"{'; '.join(short)}, but the {len(train)} train questions SliCK labelled hold "
-            f"{found} (Known {n_known}): lower d_size / pure_size, drop categories from "
-            "pure_categories, or raise n_train (SliCK's labels are kept: a rerun starts where "
-            "this one stopped)")
+            f"{found} (Known {n_known}): lower d_size / pure_size or drop categories from "
+            "pure_categories (SliCK's labels are kept, so the rerun starts at fine-tuning), or "
+            "raise n_train (a new study set, labelled again)")
 
 
 def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float],

@@ -94,7 +94,8 @@ def shown_path(value: str, home: Path | None = None) -> str:
     path, repo = Path(value), Path(__file__).resolve().parents[2]
     home = home or Path.home()
     caller = os.environ.get(CALLER_DIR_ENV)
-    bases = ([(Path(caller), "")] if caller else []) + [(repo, ""), (home, "~/")]
+    bases = ([(Path(caller), "")] if caller and Path(caller).parent != Path(caller) else []
+             ) + [(repo, ""), (home, "~/")]
     for base, shown in bases:
         if path.is_relative_to(base):
             rest = path.relative_to(base).as_posix()

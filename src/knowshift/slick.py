@@ -77,7 +77,7 @@ def draw_exemplar_sets(pool: pd.DataFrame, relation: str, n_sets: int, k: int,
     if len(rows) < k:
         raise ParameterError(f"relation {relation} has only {len(rows)} questions to draw "
                              f"exemplars from outside the study set; {k}-shot exemplars need "
-                             f"at least {k} (see the parameters k_shot and exemplar_split)")
+                             f"at least {k} (k_shot; for a study, also exemplar_split)")
     rng = np.random.default_rng([seed, zlib.crc32(relation.encode())])
     return [rows.iloc[rng.choice(len(rows), size=k, replace=False)] for _ in range(n_sets)]
 
