@@ -71,12 +71,18 @@ def test_the_paper_profile_trains_lora_on_the_five_mixes_with_one_seed(paper_run
 
 def test_its_book_has_bootstrap_intervals_and_no_machine_path(paper_run):
     work, run, _ = paper_run
-    pages = {p.name: p.read_text() for p in run.book_index().parent.glob("*.html")}
-    assert pages and not [name for name, text in pages.items() if str(work) in text]
-    params = pages["01_facts.html"]
-    assert ">eq<" in params                                      # the fact folder as typed
-    regression = run.read("coefficients")
-    assert regression.notna().all().all()
+    html = run.book_index().parent
+    pages = {p.relative_to(html).as_posix(): p.read_text() for p in html.rglob("*.html")}
+    assert "results.html" in pages and "notebooks/08_audit.html" in pages
+    assert not [name for name, text in pages.items() if str(work) in text]
+    assert "<td>eq</td>" in pages["notebooks/01_facts.html"]           # as typed
+    assert "<td>standin-model</td>" in pages["notebooks/02_slick.html"]
+    # one seed: every interval is a bootstrap over the test questions
+    by_category = run.read("accuracy_by_category")
+    assert (by_category["seeds"] == 1).all()
+    assert (by_category["low"] <= by_category["accuracy"]).all()
+    assert (by_category["accuracy"] <= by_category["high"]).all()
+    assert run.read("coefficients")["coef"].notna().all()
 
 
 def test_every_path_encodes_with_the_tokenizers_bos(paper_run):

@@ -210,6 +210,24 @@ def test_relative_paths_are_read_from_the_callers_directory(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
+def test_a_pure_set_larger_than_its_slick_category_stops_before_any_stage(smoke_run):
+    """With SliCK's labels in the run folder and SliCK current, a pure_size larger than a
+    category's train questions is refused before the first stage, with SliCK's counts."""
+    run_dir, _ = smoke_run
+    stamps = {p: p.read_text() for p in (run_dir / ".stamps").iterdir()}
+    table = RunFolder(run_dir).read("slick")
+    train = table[(table["split"] == "train") & ~table["ood"]]
+    unknown = int((train["category"] == "Unknown").sum())
+    if unknown >= len(train):
+        pytest.skip("every smoke train question is Unknown: no pure_size between the counts")
+    with pytest.raises(ParameterError, match=rf"pure_size {unknown + 1} is more than SliCK put "
+                                             rf"in D_Unknown, but the {len(train)} train "
+                                             rf"questions SliCK labelled hold .*Unknown {unknown}"):
+        pipeline.run("smoke", run_dir, overrides={"pure_size": unknown + 1})
+    assert {p: p.read_text() for p in (run_dir / ".stamps").iterdir()} == stamps
+
+
+@pytest.mark.slow
 def test_a_relative_fact_folder_reaches_stage_one_resolved(tmp_path, monkeypatch):
     """`knowshift run facts -p facts=tests/data/entityquestions` from the repository root: the
     stage's kernel runs in notebooks/, and finds the folder the user meant."""

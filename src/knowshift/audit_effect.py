@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ParameterError
+from .params import shown_value
 from .layout import RunFolder
 from . import regression
 
@@ -36,6 +37,7 @@ def study_fit(study: str | Path | None) -> dict:
     ci = res.conf_int() * 100
     stamps = run.stamp("slick")
     model = json.loads(stamps.read_text())["params"].get("model", "?") if stamps.is_file() else "?"
+    model = shown_value("model", model)
     return {"b0": 100 * res.params["Intercept"], "b_kn": 100 * res.params["known_share"],
             "b_unk": 100 * res.params["unknown_share"], "r_squared": float(res.rsquared),
             "b_kn_ci": ci.loc["known_share"].tolist(), "b_unk_ci": ci.loc["unknown_share"].tolist(),

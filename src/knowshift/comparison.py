@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import stats
 from .layout import STAGE_NAMES, RunFolder
+from .params import shown_value
 from .stats import Estimate
 
 NOT_RUN = ("not run in this profile", None)
@@ -372,7 +373,8 @@ def run_summary(run_dir: str | Path) -> str:
             params |= json.loads(run.stamp(name).read_text()).get("params", {})
     slick = run.read("slick")
     test = slick[slick["split"] == "test"]
-    return (f"**This run:** model `{params.get('model', '?')}`, {len(slick)} questions over "
+    return (f"**This run:** model `{shown_value('model', params.get('model', '?'))}`, "
+            f"{len(slick)} questions over "
             f"{slick['relation'].nunique()} relations ({int((~test['ood']).sum())} "
             f"in-distribution and {int(test['ood'].sum())} OOD test questions), fine-tuning "
             f"sets of {params.get('d_size', '?')} examples, {params.get('epochs', '?')} epochs "

@@ -89,18 +89,25 @@ CALLER_DIR_ENV = "KNOWSHIFT_CALLER_DIR"
 
 def shown_path(value: str, home: Path | None = None) -> str:
     """A resolved path as a page shows it, without the machine's folders: relative to the
-    directory the run was started from (``$KNOWSHIFT_CALLER_DIR``) or to the repository when
-    inside one of them, else under ``~`` when inside the home folder."""
+    directory the run was started from (``$KNOWSHIFT_CALLER_DIR``, else the working directory)
+    or to the repository when inside one of them, else under ``~`` when inside the home folder,
+    else by its name alone."""
     path, repo = Path(value), Path(__file__).resolve().parents[2]
     home = home or Path.home()
-    caller = os.environ.get(CALLER_DIR_ENV)
+    caller = os.environ.get(CALLER_DIR_ENV) or os.getcwd()
     bases = ([(Path(caller), "")] if caller and Path(caller).parent != Path(caller) else []
              ) + [(repo, ""), (home, "~/")]
     for base, shown in bases:
         if path.is_relative_to(base):
             rest = path.relative_to(base).as_posix()
             return shown + rest if rest != "." else (shown.rstrip("/") or ".")
-    return value
+    return f".../{path.name}" if path.is_absolute() else value
+
+
+def shown_value(name: str, value: Any) -> Any:
+    """A parameter's value as a page shows it: a file or folder by :func:`shown_path`."""
+    test = SCHEMA[name].names_path if name in SCHEMA else None
+    return shown_path(value) if isinstance(value, str) and test and test(value) else value
 
 
 @dataclass(frozen=True)
@@ -299,7 +306,7 @@ class Params(Mapping):
     def rows(self) -> list[dict[str, Any]]:
         """One row per parameter: its value (a resolved path as :func:`shown_path` shows it),
         its default and what it means (for notebooks)."""
-        return [{"parameter": n, "value": shown_path(v) if self._is_path(n) else _plain(v),
+        return [{"parameter": n, "value": shown_value(n, _plain(v)),
                  "default": _plain(SCHEMA[n].default), "meaning": SCHEMA[n].help}
                 for n, v in self._values.items()]
 
