@@ -29,7 +29,7 @@ from .audit_report import furthest_from_known, render_html
 from .errors import DataFileError, ParameterError
 from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
-from .models import load_model, resolve_model, with_precision
+from .models import check_source, load_model, resolve_model, with_precision
 from .offline_facts import relation_names
 from .params import shown_value
 from .progress import Progress
@@ -151,6 +151,7 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
     if sample is not None and sample < 1:
         raise ParameterError(f"sample={sample}: give a number of examples, at least 1")
     fit = study_fit(study)  # fail on a bad study folder before any model work
+    check_source(model)     # and on a model that is not there (a gated hub id: how to log in)
     out_dir = Path(out_dir or audit_folder(data))
     sampled = draw_sample(table, sample, group_by, config.seed) if sample else table
     is_sample = len(sampled) < len(table)
