@@ -31,7 +31,6 @@ from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
 from .models import check_source, load_model, resolve_model, with_precision
 from .offline_facts import relation_names
-from .params import shown_value
 from .progress import Progress
 from .schema import CATEGORIES, COLUMNS
 from .slick import SlickConfig, category_mix, label_questions
@@ -169,7 +168,6 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
                              else None)
     report = {
         "data": str(data.resolve()), "model": model, "model_identity": resolve_model(model)[1],
-        "model_shown": shown_value("model", model),
         "format": {"container": examples.data.container, "shape": examples.shape},
         "slick": asdict(config), "budget": asdict(budget), "n_examples": len(audited),
         "auditable": examples.auditable(),

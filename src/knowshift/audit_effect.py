@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ParameterError
-from .params import shown_value
 from .layout import RunFolder
+from .params import shown_value
 from . import regression
 
 # The paper's linear model (Table 1, in-distribution), in accuracy points.

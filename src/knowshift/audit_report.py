@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import figures
+from .params import shown_value
 from .schema import CATEGORIES
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("knowshift", "templates"),
@@ -83,7 +84,8 @@ def render_html(report: dict, table: pd.DataFrame, skipped: pd.DataFrame,
     script = _ENV.get_template("audit_table.js").render()
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     return _ENV.get_template("audit_report.html.j2").render(
-        name=Path(report["data"]).name, report=report, rec=report["recommendation"],
+        name=Path(report["data"]).name, model=shown_value("model", report["model"]),
+        report=report, rec=report["recommendation"],
         effect=report["expected_effect"], fit=report["expected_effect"]["fit"],
         ci=report["expected_effect"]["unknown_effect_ci"], images=images,
         categories=CATEGORIES, mix=report["mix"], sample=report["sample"],

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
+import os
 from pathlib import Path
 from typing import Any, Callable
 
-import os
 import yaml
 
 from .errors import ParameterError
@@ -94,9 +94,8 @@ def shown_path(value: str, home: Path | None = None) -> str:
     else by its name alone."""
     path, repo = Path(value), Path(__file__).resolve().parents[2]
     home = home or Path.home()
-    caller = os.environ.get(CALLER_DIR_ENV) or os.getcwd()
-    bases = ([(Path(caller), "")] if caller and Path(caller).parent != Path(caller) else []
-             ) + [(repo, ""), (home, "~/")]
+    caller = Path(os.environ.get(CALLER_DIR_ENV) or os.getcwd())
+    bases = ([(caller, "")] if caller.parent != caller else []) + [(repo, ""), (home, "~/")]
     for base, shown in bases:
         if path.is_relative_to(base):
             rest = path.relative_to(base).as_posix()
@@ -104,10 +103,15 @@ def shown_path(value: str, home: Path | None = None) -> str:
     return f".../{path.name}" if path.is_absolute() else value
 
 
+def names_path(name: str, value: Any) -> bool:
+    """Whether ``value`` of parameter ``name`` names a file or folder (``Param.names_path``)."""
+    test = SCHEMA[name].names_path if name in SCHEMA else None
+    return isinstance(value, str) and bool(test and test(value))
+
+
 def shown_value(name: str, value: Any) -> Any:
     """A parameter's value as a page shows it: a file or folder by :func:`shown_path`."""
-    test = SCHEMA[name].names_path if name in SCHEMA else None
-    return shown_path(value) if isinstance(value, str) and test and test(value) else value
+    return shown_path(value) if names_path(name, value) else value
 
 
 @dataclass(frozen=True)
@@ -310,24 +314,20 @@ class Params(Mapping):
                  "default": _plain(SCHEMA[n].default), "meaning": SCHEMA[n].help}
                 for n, v in self._values.items()]
 
-    def _is_path(self, name: str) -> bool:
-        test = SCHEMA[name].names_path
-        return bool(test and test(self._values[name]))
-
     def with_paths_resolved(self, base: str | Path) -> "Params":
         """These parameters with every value that names a file or folder made absolute,
         read against ``base`` (the caller's directory): the stages run elsewhere (their
         kernels in ``notebooks/``) and must find what the user meant."""
         values = dict(self._values)
         for name in self._names:
-            if self._is_path(name):
+            if names_path(name, values[name]):
                 path = Path(values[name]).expanduser()
                 values[name] = str(path if path.is_absolute() else (Path(base) / path).resolve())
         return Params(values, _names=self._names)
 
     def path_names(self) -> list[str]:
         """The parameters whose value names a file or folder."""
-        return [n for n in self._names if self._is_path(n)]
+        return [n for n in self._names if names_path(n, self._values[n])]
 
     def differences(self) -> dict[str, Any]:
         """The values that differ from the defaults."""
