@@ -56,3 +56,22 @@ def smoke_run():
     # what the terminal's bars showed, kept beside the run to look at (and read by a test)
     (SMOKE_RUN / "terminal.log").write_text(terminal.getvalue())
     return SMOKE_RUN, log
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_model(tmp_path_factory):
+    """A tiny Llama with random weights and the SentencePiece-style tokenizer, saved as a
+    model folder and loaded as a user's would be."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from knowshift.models import load_model
+    tok = AutoTokenizer.from_pretrained(DATA / "tokenizers" / "metaspace")
+    torch.manual_seed(0)
+    net = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    net.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return load_model(str(folder), "cpu", "fp32")

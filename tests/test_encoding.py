@@ -8,13 +8,11 @@ not."""
 
 import pandas as pd
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer
 
 from knowshift import finetune, slick
-from knowshift.encoding import encode, leading_specials
+from knowshift.encoding import leading_specials
 from knowshift.generation import complete_many, complete_naive, encode_groups
-from knowshift.models import load_model
 from knowshift.schema import format_exemplars, format_question, format_target
 
 from conftest import DATA
@@ -79,22 +77,6 @@ def test_answer_budgets_count_each_answers_tokens_after_its_prompt(tok):
                       for a in answers)
         assert budget == longest + 3
     assert slick._budgets(tok, pd.Series(QUESTIONS), pd.Series(ANSWERS), cap=2) == [2] * 6
-
-
-@pytest.fixture(scope="module")
-def sentencepiece_model(tmp_path_factory):
-    """A tiny Llama with random weights and the SentencePiece-style tokenizer, saved as a
-    model folder and loaded as a user's would be."""
-    tok = AutoTokenizer.from_pretrained(TOKENIZERS / "metaspace")
-    torch.manual_seed(0)
-    net = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    net.save_pretrained(folder, safe_serialization=True)
-    tok.save_pretrained(folder)
-    return load_model(str(folder), "cpu", "fp32")
 
 
 def test_cached_batched_answers_equal_one_generate_call_per_prompt(sentencepiece_model):

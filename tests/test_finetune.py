@@ -186,3 +186,58 @@ def test_bad_finetune_config_is_one_clear_error():
         FinetuneConfig(method="qlora")
     with pytest.raises(ParameterError, match="'epochs' must be >= 1"):
         FinetuneConfig(epochs=0)
+
+
+@pytest.mark.slow
+def test_a_lora_stage_loads_the_base_model_once_and_its_adapters_leave_it_unchanged(
+        offline_facts, tmp_path):
+    """Two LoRA runs in one stage: one base load, and the second run's results are those of
+    the same run on a freshly loaded base (the first run's adapters came off cleanly)."""
+    from knowshift import work
+    examples = _unknown_facts(offline_facts, 4).assign(kind="mix", unknown_share=1.0,
+                                                       category=None)
+    sets = pd.concat([examples.assign(variant="a", seed=0), examples.assign(variant="b", seed=1)],
+                     ignore_index=True)
+    config = FinetuneConfig(method="lora", epochs=1, ft_batch_size=4, learning_rate=1e-3,
+                            lora_r=8)
+    with work.recording() as both:
+        together = run_variants(sets, {}, "default", "cpu", config, tmp_path / "one",
+                                progress=False)
+    assert both["model load"].model_loads == 1
+    with work.recording() as alone:
+        second = run_variants(sets[sets["variant"] == "b"], {}, "default", "cpu", config,
+                              tmp_path / "two", progress=False)
+    assert alone["model load"].model_loads == 1
+    pd.testing.assert_frame_equal(
+        together[together["variant"] == "b"].drop(columns=["train_seconds", "eval_seconds"])
+        .reset_index(drop=True),
+        second.drop(columns=["train_seconds", "eval_seconds"]).reset_index(drop=True))
+    with work.recording() as full:
+        run_variants(sets, {}, "default", "cpu", FinetuneConfig(epochs=1, ft_batch_size=4),
+                     tmp_path / "full", progress=False)
+    assert full["model load"].model_loads == 2                   # a fresh copy per run
+
+
+@pytest.mark.slow
+def test_the_loss_reads_float32_logits_from_bf16_weights(default_model):
+    """With bf16 weights (as LoRA loads them on CUDA) the output layer still computes float32
+    logits, and the loss equals the float32 model's to bf16's precision."""
+    net, tok = default_model
+    data = encode(tok, ["What is the capital of Kenya?"], ["Nairobi"])
+    ids, mask, labels = collate(data, tok.pad_token_id)
+    seen = []
+    original = torch.nn.functional.cross_entropy
+
+    def spy(logits, target, *a, **k):
+        seen.append(logits.dtype)
+        return original(logits, target, *a, **k)
+    half = load_model("default", "cpu", "fp32")[0].to(torch.bfloat16)
+    torch.nn.functional.cross_entropy = spy
+    try:
+        with torch.no_grad():
+            low = answer_loss(half, ids, mask, labels)
+            high = answer_loss(net, ids, mask, labels)
+    finally:
+        torch.nn.functional.cross_entropy = original
+    assert seen == [torch.float32, torch.float32]
+    assert low.item() == pytest.approx(high.item(), rel=0.05)

@@ -110,3 +110,18 @@ def test_a_hub_id_is_checked_in_the_local_hub_cache_before_any_work(tmp_path):
     assert _check_in_hub_cache("not a hub id!", tmp_path) == (
         "ModelNotFoundError model 'not a hub id!' is neither a local folder nor a hub id "
         "(org/name)")
+
+
+def test_full_fine_tuning_keeps_float32_master_weights_under_bf16_on_cuda_too():
+    """The precision rule, read without a GPU: bf16 weights only on CUDA and only where not
+    every weight is trained; full fine-tuning in bf16 keeps float32 weights under autocast."""
+    from knowshift.models import compute_dtypes
+    assert compute_dtypes("cuda", "bf16") == (torch.bfloat16, None)
+    assert compute_dtypes("cuda", "bf16", trains_every_weight=False) == (torch.bfloat16, None)
+    assert compute_dtypes("cuda", "bf16", trains_every_weight=True) == (torch.float32,
+                                                                       torch.bfloat16)
+    assert compute_dtypes("cpu", "bf16", trains_every_weight=False) == (torch.float32,
+                                                                       torch.bfloat16)
+    for device in ("cpu", "cuda"):
+        for trains in (False, True):
+            assert compute_dtypes(device, "fp32", trains) == (torch.float32, None)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import audit_data, audit_files, stats
+from . import audit_data, audit_files, stats, work
 from .answers import matched
 from .audit_data import Budget, Examples, read_examples
 from .audit_effect import expected_effect, recommend, study_fit
@@ -295,6 +295,9 @@ def run_stage(run_dir: str | Path, params, progress: bool = False) -> dict:
     expected effect; writes the audit's files into the run's audit folder."""
     p = params.for_stage("audit")
     data = write_heldout_slice(run_dir, p.audit_size, p.seed)
-    return run(data, p.model, p.device, SlickConfig.from_params(p),
-               RunFolder(run_dir).audit_dir(), group_by=["topic"], study=run_dir,
-               progress=progress)
+    with work.recording() as done:
+        report = run(data, p.model, p.device, SlickConfig.from_params(p),
+                     RunFolder(run_dir).audit_dir(), group_by=["topic"], study=run_dir,
+                     progress=progress)
+    work.write(done, RunFolder(run_dir).work("audit"))
+    return report

@@ -158,15 +158,21 @@ def exemplar_pool(facts: pd.DataFrame, study: pd.DataFrame, split: str = "train"
     return facts[(facts["split"] == split) & ~facts["id"].isin(study["id"])]
 
 
+def draw(params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the fact set of the chosen relations, the study set) that stage 1 writes."""
+    table = select_relations(load_facts(params["facts"]), params["relations"])
+    study = sample_study_set(table, params["n_train"], params["n_dev"], params["n_test"],
+                             params["n_ood"], seed=params["seed"])
+    if study.empty:
+        raise FactFileError(f"the study set drawn from {params['facts']!r} is empty: check the "
+                            "sizes and that the fact set has train/test questions")
+    return table, study
+
+
 def run_stage(run_dir: str | Path, params) -> dict[str, pd.DataFrame]:
     """Stage 1: load the fact set, keep the chosen relations, sample the study set, and write
     both to the run folder (products ``facts`` and ``study``)."""
-    p = params.for_stage("facts")
-    table = select_relations(load_facts(p.facts), p.relations)
-    study = sample_study_set(table, p.n_train, p.n_dev, p.n_test, p.n_ood, seed=p.seed)
-    if study.empty:
-        raise FactFileError(f"the study set drawn from {p.facts!r} is empty: check the sizes "
-                            "and that the fact set has train/test questions")
+    table, study = draw(params.for_stage("facts"))
     run = RunFolder(run_dir)
     write_parquet(table, run.path("facts"))
     write_parquet(study, run.path("study"))

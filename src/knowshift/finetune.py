@@ -42,6 +42,7 @@ from .progress import Progress
 from .provenance import code_key
 from .schema import format_question, format_target
 from .scoring import score
+from . import work
 
 # Held-out sets the category-pure variants are not tested on (stage 6 reads their in-distribution
 # test accuracy by category, as the paper's Table 2; nothing reads their OOD accuracy).
@@ -104,15 +105,19 @@ def answer_loss(model, ids, mask, labels) -> torch.Tensor:
     """Mean cross-entropy over the answer tokens (the positions whose label is not -100), as
     the model's own loss, with the output layer applied to those positions only."""
     with autocast(model):
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask,
+                                     use_cache=False).last_hidden_state
     target = labels[:, 1:]
     picked = target != -100
     head = model.get_output_embeddings()
-    logits = head(hidden[:, :-1][picked].to(head.weight.dtype))
-    return F.cross_entropy(logits.float(), target[picked])
+    logits = F.linear(hidden[:, :-1][picked].float(), head.weight.float(),
+                      None if head.bias is None else head.bias.float())
+    return F.cross_entropy(logits, target[picked])
 
 
 def prepare(model, config: FinetuneConfig):
+    """The model to train: for LoRA, fresh adapters on the (frozen) base model; remove them
+    with :func:`release` to get the base model back unchanged."""
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(
@@ -121,13 +126,19 @@ def prepare(model, config: FinetuneConfig):
     return model
 
 
+def release(model, config: FinetuneConfig):
+    """The base model of a LoRA model, its adapters removed (not merged)."""
+    return model.unload() if config.method == "lora" else model
+
+
 def evaluate_epoch(model, tok, train: pd.DataFrame, held_out: dict[str, pd.DataFrame],
-                   config: FinetuneConfig) -> pd.DataFrame:
+                   config: FinetuneConfig, phase: str = "finetune evaluation") -> pd.DataFrame:
     """Per-question results on the train set (against its targets) and the held-out sets,
     answered in one call (batches by length across the sets)."""
     sets = {name: df for name, df in {"train": train, **held_out}.items() if not df.empty}
-    answered = iter(predict(model, tok, [q for df in sets.values() for q in df["question"]],
-                            config.eval_batch_size, config.max_new_tokens))
+    with work.phase(phase):
+        answered = iter(predict(model, tok, [q for df in sets.values() for q in df["question"]],
+                                config.eval_batch_size, config.max_new_tokens))
     frames = []
     for name, df in sets.items():
         preds = [next(answered) for _ in range(len(df))]
@@ -156,6 +167,8 @@ def train_epoch(model, optim, data: list[tuple[list[int], int]], order: list[int
     losses = []
     for s in range(0, len(order), batch_size):
         batch = [data[i] for i in order[s:s + batch_size]]
+        work.count(trained_examples=len(batch), trained_tokens=sum(len(ids) for ids, _ in batch),
+              train_steps=1)
         ids, mask, labels = (t.to(model.device) for t in collate(batch, pad_id))
         loss = answer_loss(model, ids, mask, labels)
         loss.backward()
@@ -169,23 +182,44 @@ def _dev_accuracy(rows: pd.DataFrame) -> float:
     return rows.loc[rows["set"] == "dev", "correct"].mean()
 
 
+def load_base(model_name: str, device: str, config: FinetuneConfig):
+    """(model, tokenizer) of the base model, with the weight dtype its method trains in."""
+    return load_model(model_name, device, config.precision,
+                      trains_every_weight=config.method == "full")
+
+
 def train_variant(model_name: str, device: str, examples: pd.DataFrame,
                   held_out: dict[str, pd.DataFrame], config: FinetuneConfig,
                   progress: bool = True, desc: str = "",
                   test_every_epoch: bool = True,
-                  on_epoch: Callable[[int], None] | None = None) -> pd.DataFrame:
+                  on_epoch: Callable[[int], None] | None = None,
+                  base=None) -> pd.DataFrame:
     """Fine-tune a fresh copy of the base model on ``examples`` and return per-question
     results for every epoch (columns: epoch, set, id, prediction, correct, abstained, ...).
+    For LoRA, ``base`` (model, tokenizer) is a loaded base model to put fresh adapters on and
+    take them off after, so that a stage loads it once; full fine-tuning loads its own copy.
 
     The train and dev sets are answered after every epoch. The test sets (every held-out set
     but dev) are answered after every epoch when ``test_every_epoch`` (the regression reads
     them all); otherwise only at EARLY_STOP (the first epoch of best dev accuracy, whose
-    weights are kept in memory) and at CONVERGENCE (the last epoch), the two checkpoints the
-    analyses read: the same rows at those epochs, for a fraction of the time."""
+    weights are kept) and at CONVERGENCE (the last epoch), the two checkpoints the
+    analyses read: the same rows at those epochs, for a fraction of the time. The best-dev
+    weights are kept on the host (for LoRA, the adapters only)."""
     torch.manual_seed(config.seed)
-    model, tok = load_model(model_name, device, config.precision)
+    if base is None or config.method != "lora":
+        base = load_base(model_name, device, config)
+    model, tok = base
     model = prepare(model, config)
     model.train()
+    try:
+        return _train(model, tok, examples, held_out, config, progress, desc,
+                      test_every_epoch, on_epoch)
+    finally:
+        release(model, config).eval()
+
+
+def _train(model, tok, examples, held_out, config, progress, desc, test_every_epoch,
+           on_epoch) -> pd.DataFrame:
     data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
     optim = make_optimizer(model, config)
     order_rng = torch.Generator().manual_seed(config.seed)
@@ -203,7 +237,7 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         rows = evaluate_epoch(model, tok, examples, every, config)
         if tests and (dev := _dev_accuracy(rows)) > best:
             best, best_epoch = dev, epoch
-            best_state = {n: p.detach().clone() for n, p in trainable.items()}
+            best_state = {n: p.detach().to("cpu", copy=True) for n, p in trainable.items()}
         if tests and epoch == config.epochs:
             rows = pd.concat([rows, evaluate_epoch(model, tok, examples.iloc[:0], tests,
                                                    config)], ignore_index=True)
@@ -219,12 +253,33 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
         with torch.no_grad():
             for n, p in trainable.items():
                 p.copy_(best_state[n])
-        early = evaluate_epoch(model, tok, examples.iloc[:0], tests, config)
+        early = evaluate_epoch(model, tok, examples.iloc[:0], tests, config,
+                               phase="finetune early-stop evaluation")
         keep = results[best_epoch - 1].iloc[0]
         results.append(early.assign(epoch=best_epoch, train_loss=keep["train_loss"],
                                     train_seconds=keep["train_seconds"],
                                     eval_seconds=keep["eval_seconds"]))
     return pd.concat(results, ignore_index=True)
+
+
+def training_runs(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame]):
+    """Per (seed, variant) of ``sets``: (seed, variant, its examples, the held-out sets it is
+    asked, whether they are asked after every epoch). Mixes are tested after every epoch,
+    other kinds at their checkpoints only; category-pure sets in-distribution only."""
+    for seed, variant in dict.fromkeys(zip(sets["seed"], sets["variant"])):
+        examples = sets[(sets["seed"] == seed) & (sets["variant"] == variant)].reset_index(
+            drop=True)
+        asked = {k: v for k, v in held_out.items()
+                 if k not in TESTED_ONLY_IN_DISTRIBUTION or examples["kind"].iloc[0] != "pure"}
+        yield seed, variant, examples, asked, bool((examples["kind"] == "mix").all())
+
+
+def study_sets(table: pd.DataFrame, p) -> pd.DataFrame:
+    """Every fine-tuning set of the study, drawn from the SliCK table once per seed."""
+    return pd.concat([build_sets(table, p.d_size, list(p.unknown_shares), p.pure_size,
+                                 list(p.pure_categories), list(p.mitigation_shares),
+                                 seed=seed).assign(seed=seed) for seed in p.seeds],
+                     ignore_index=True)
 
 
 def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_name: str,
@@ -239,13 +294,8 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
     out_dir = Path(out_dir)
     runs = []
     identity, code = resolve_model(model_name)[1], code_key(["finetune"])
-    for seed, variant in dict.fromkeys(zip(sets["seed"], sets["variant"])):
-        examples = sets[(sets["seed"] == seed) & (sets["variant"] == variant)].reset_index(
-            drop=True)
+    for seed, variant, examples, asked, every in training_runs(sets, held_out):
         run_config = replace(config, seed=int(seed))
-        every = bool((examples["kind"] == "mix").all())
-        asked = {k: v for k, v in held_out.items()
-                 if k not in TESTED_ONLY_IN_DISTRIBUTION or examples["kind"].iloc[0] != "pure"}
         key = fingerprint(identity, asdict(run_config),
                           examples[["id", "question", "target"]].to_dict("list"),
                           {k: v[["id", "question", "answers"]].to_dict("list")
@@ -253,6 +303,8 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
         runs.append((seed, variant, examples, asked, run_config, every,
                      out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"))
     cached = sum(path.is_file() for *_, path in runs)
+    base = (load_base(model_name, device, config)
+            if config.method == "lora" and cached < len(runs) else None)
     frames = []
     with Progress(progress_file, len(runs) * config.epochs, "fine-tuning", "epoch",
                   initial=cached * config.epochs, enabled=progress) as bar:
@@ -266,7 +318,7 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
                               f"{epoch}/{config.epochs}")
             rows = train_variant(model_name, device, examples, asked, run_config, progress,
                                  desc=f"seed {seed} {variant}", test_every_epoch=every,
-                                 on_epoch=tick)
+                                 on_epoch=tick, base=base)
             rows.insert(0, "variant", variant)
             rows.insert(0, "seed", int(seed))
             write_parquet(rows, path)
@@ -288,15 +340,14 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
         raise ParameterError(f"the study set has no {' / '.join(empty)} questions; EARLY_STOP "
                              "needs dev questions and the analyses need test and OOD ones "
                              "(raise n_dev / n_test / n_ood)")
-    sets = pd.concat([build_sets(table, p.d_size, list(p.unknown_shares), p.pure_size,
-                                 list(p.pure_categories), list(p.mitigation_shares),
-                                 seed=seed).assign(seed=seed) for seed in p.seeds],
-                     ignore_index=True)
+    sets = study_sets(table, p)
     write_parquet(sets, run.path("sets"))
     config = with_precision(FinetuneConfig.from_params(p), p.device)
-    results = run_variants(sets, held_out, p.model, p.device, config,
-                           run.cache("finetune"), progress=progress,
-                           progress_file=run.progress("finetune"))
+    with work.recording() as done, work.phase("finetune training"):
+        results = run_variants(sets, held_out, p.model, p.device, config,
+                               run.cache("finetune"), progress=progress,
+                               progress_file=run.progress("finetune"))
+    work.write(done, run.work("finetune"))
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")
     metrics = checkpoints.per_epoch(results).join(meta, on="variant")

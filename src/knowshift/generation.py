@@ -10,8 +10,10 @@ not wait for the longest one (``model.generate`` keeps finished rows to the end,
 the decoding steps here). Greedy answers are those of plain ``generate`` (``complete_naive``,
 the reference). The model's layers run under the autocast :func:`knowshift.models.load_model`
 chose, one autocast region per call so that the weights are cast once, not at every step; the
-next token's logits are computed in the head's own dtype (float32 on a CPU), so greedy choices
-are not made on rounded scores.
+next token's logits are computed in float32 on every device (bf16 weights included), so greedy
+choices are not made on rounded scores. Batches hold up to ``batch_size`` rows (prompts x
+samples), so a GPU decodes many rows per step; a batch's cache is assembled per prefix, not per
+row, and each decode step reads one tensor back from the device.
 
 Measured, and left out: feeding a guessed answer (the training target, last epoch's answer)
 with the prompt and keeping what greedy decoding confirms (speculative decoding with the guess as
@@ -20,10 +22,12 @@ draft) saved nothing here: the guess's tokens cost the prompt pass what they sav
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache, GenerationConfig
 
 from .encoding import encode, shared_head
 from .models import autocast
+from .work import count
 
 
 def first_line(text: str) -> str:
@@ -52,20 +56,26 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, groups, 
     prompt (row ``j * copies + k`` is copy ``k`` of prompt ``j``; the prompt is computed once and
     its cache copied); each row is dropped from the batch, key/value cache included, once it has
     stopped. Rows sample from ``generators[group]``, so a group's draws do not depend on what
-    it is batched with. ``top_k`` (0: off) samples among the k likeliest tokens only."""
+    it is batched with. ``top_k`` (0: off) samples among the k likeliest tokens only. The
+    chosen tokens are the one thing read back from the device per step: which rows go on is
+    decided on the host, and index tensors go to the device only when the batch shrinks."""
     decoder, head = model.get_decoder(), model.get_output_embeddings()
-    rows = torch.arange(ids.shape[0] * copies)
+    weight = head.weight.float()               # no copy when the head is float32 already
+    bias = None if head.bias is None else head.bias.float()
+    device, n_rows = ids.device, ids.shape[0] * copies
+    rows = torch.arange(n_rows)
     groups = torch.tensor(groups).repeat_interleave(copies)
     left = torch.tensor(budgets).repeat_interleave(copies)
     position = (mask.cumsum(1) - 1).clamp(min=0)[:, -ids.shape[1]:]
-    out: list[list[int]] = [[] for _ in range(len(rows))]
+    steps: list[tuple[torch.Tensor, torch.Tensor]] = []          # (rows, tokens) per step
+    members = None                                                # per group, its batch rows
     step = ids
     while True:
         with autocast(model):
             hidden = decoder(input_ids=step, attention_mask=mask, position_ids=position,
                              cache=cache, use_cache=True).last_hidden_state[:, -1]
         with torch.autocast(hidden.device.type, enabled=False):
-            logits = head(hidden.to(head.weight.dtype))
+            logits = F.linear(hidden.float(), weight, bias)
         if copies > 1:
             logits = logits.repeat_interleave(copies, dim=0)
             cache.batch_repeat_interleave(copies)
@@ -73,33 +83,42 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, groups, 
             position = position.repeat_interleave(copies, dim=0)
             copies = 1
         if temperature > 0:
-            scores = logits.float() / temperature
+            scores = logits / temperature
             if 0 < top_k < scores.shape[-1]:
                 kth = scores.topk(top_k, dim=-1).values[:, -1:]
                 scores = scores.masked_fill(scores < kth, float("-inf"))
             probs = torch.softmax(scores, dim=-1)
-            token = torch.empty(len(rows), dtype=torch.long, device=logits.device)
-            for g in groups.unique().tolist():
-                picked = (groups == g).nonzero().squeeze(1).to(logits.device)
+            if members is None:
+                members = {g: (groups == g).nonzero().squeeze(1).to(device)
+                           for g in groups.unique().tolist()}
+            token = torch.empty(len(rows), dtype=torch.long, device=device)
+            for g, picked in members.items():
                 token[picked] = torch.multinomial(probs[picked], 1,
                                                   generator=generators[g]).squeeze(1)
         else:
             token = logits.argmax(-1)
-        for r, t in zip(rows.tolist(), token.tolist()):
-            out[r].append(t)
+        chosen = token.cpu()                   # the step's one read from the device
+        steps.append((rows, chosen))
+        count(forward_passes=1, decode_steps=1, generated_tokens=len(rows))
         left = left - 1
-        going = ~stop[token.cpu()] & (left > 0)
+        going = ~stop[chosen] & (left > 0)
         if not going.any():
-            return out
+            break
         if not going.all():
             keep = going.nonzero().squeeze(1)
-            on = keep.to(mask.device)
+            on = keep.to(device)
             cache.batch_select_indices(on)
             rows, left, groups = rows[keep], left[keep], groups[keep]
             token, mask, position = token[on], mask[on], position[on]
+            members = None
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         position = position[:, -1:] + 1
         step = token[:, None]
+    out: list[list[int]] = [[] for _ in range(n_rows)]
+    for on_rows, chosen in steps:
+        for r, t in zip(on_rows.tolist(), chosen.tolist()):
+            out[r].append(t)
+    return out
 
 
 def _prefix_states(model, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -114,23 +133,34 @@ def _prefix_states(model, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tens
 
 def _batch_cache(model, states: list, width: int) -> DynamicCache:
     """A cache holding each row's prefix states, right-aligned to ``width`` positions (the
-    masked zeros on the left are never attended to)."""
+    masked zeros on the left are never attended to). Rows of one prefix share its states
+    (``states`` holds the same object for them): each distinct prefix is placed once per layer
+    and the rows gathered from those in one indexing operation, so the work per batch grows
+    with its prefixes, not its rows."""
     cache = DynamicCache(config=model.config)
     if width == 0:
         return cache
-    reference = next(row for row in states if row)
+    distinct: dict[int, int] = {}            # id of a prefix's states -> its place
+    prefixes = []
+    for row in states:
+        if id(row) not in distinct:
+            distinct[id(row)] = len(prefixes)
+            prefixes.append(row)
+    reference = next(row for row in prefixes if row)
+    index = torch.tensor([distinct[id(row)] for row in states],
+                         device=reference[0][0].device)
     for layer in range(len(reference)):
         keys, values = reference[layer]
-        shape = (len(states), keys.shape[1], width, keys.shape[3])
+        shape = (len(prefixes), keys.shape[1], width, keys.shape[3])
         k = keys.new_zeros(shape)
         v = values.new_zeros(shape)
-        for j, row in enumerate(states):
-            if not row:                      # a prompt without a shared prefix
+        for p, row in enumerate(prefixes):
+            if not row:                      # prompts without a shared prefix
                 continue
             n = row[layer][0].shape[2]
-            k[j, :, width - n:] = row[layer][0][0]
-            v[j, :, width - n:] = row[layer][1][0]
-        cache.update(k, v, layer)
+            k[p, :, width - n:] = row[layer][0][0]
+            v[p, :, width - n:] = row[layer][1][0]
+        cache.update(k[index], v[index], layer)
     return cache
 
 
@@ -156,27 +186,39 @@ def complete_many(model, tok, groups: list[tuple[str, list[str], list[int], int]
         return _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size)
 
 
-def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size):
+def batches(tok, groups, temperature: float, num_samples: int, batch_size: int):
+    """How :func:`complete_many` cuts its work: (the shared ids of each group, the number of
+    answers per prompt, the batches), a batch being a list of prompts ``(group, index, own
+    ids, budget)`` sorted by length, ``batch_size // answers per prompt`` of them. Shared by
+    the generation and by ``knowshift plan``, so that a plan counts the batches a run makes."""
     if temperature <= 0:
         num_samples = 1
-    device = model.device
     encoded = encode_groups(tok, groups)
     heads = [head for head, _ in encoded]
+    units = [(g, i, rest, budgets[i])
+             for g, ((_, rests), (_, _, budgets, _)) in enumerate(zip(encoded, groups))
+             for i, rest in enumerate(rests)]
+    units.sort(key=lambda u: len(u[2]))
+    per_batch = max(1, batch_size // num_samples)
+    return heads, num_samples, [units[s:s + per_batch] for s in range(0, len(units), per_batch)]
+
+
+def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size):
+    device = model.device
+    heads, num_samples, cut = batches(tok, groups, temperature, num_samples, batch_size)
     states = {}
     for ids in heads:
         states.setdefault(tuple(ids), None)
     for key in states:
         states[key] = _prefix_states(model, list(key))
-    units = [(g, i, rest, budgets[i])
-             for g, ((_, rests), (_, _, budgets, _)) in enumerate(zip(encoded, groups))
-             for i, rest in enumerate(rests)]
-    units.sort(key=lambda u: len(u[2]))
+        count(forward_passes=bool(key), prompt_tokens=len(key))
     generators = [torch.Generator(device=device).manual_seed(seed) for *_, seed in groups]
     stop = stop_mask(tok, model.config.vocab_size)
     answers = [[[] for _ in suffixes] for _, suffixes, _, _ in groups]
-    per_batch = max(1, batch_size // num_samples)
-    for start in range(0, len(units), per_batch):
-        picked = units[start:start + per_batch]
+    for picked in cut:
+        count(batches=1, prompts=len(picked), rows=len(picked) * num_samples,
+              prompt_tokens=sum(len(row) for _, _, row, _ in picked),
+              budget_tokens=num_samples * sum(b for *_, b in picked))
         prefix_width = max(len(heads[g]) for g, *_ in picked)
         width = max(len(ids) for _, _, ids, _ in picked)
         ids = torch.full((len(picked), width), tok.pad_token_id, dtype=torch.long)

