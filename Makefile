@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.knowshift-setup
 PROFILE ?= workshop
 
-.PHONY: setup browser run test test-fast bench clean
+.PHONY: setup browser run test test-fast bench gpu-check gpu-wheels clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,18 @@ bench: setup
 	$(BIN)/python benchmarks/eval_throughput.py
 	$(BIN)/python benchmarks/slick_throughput.py
 	$(BIN)/python benchmarks/audit_throughput.py
+
+# The GPU path at the paper profile's shape on a CUDA machine (README, "On a GPU"): no venv, no
+# hub; the machine's own python with PyTorch. Wheels in .gpu-wheels/ (`make gpu-wheels`, run
+# where the package registry is reachable) are installed into .gpu-deps/ first.
+GPU_PYTHON ?= python3
+gpu-check:
+	@if ls .gpu-wheels/*.whl >/dev/null 2>&1; then \
+	  $(GPU_PYTHON) -m pip install -q --no-deps --target .gpu-deps .gpu-wheels/*.whl; fi
+	PYTHONPATH=.gpu-deps:src $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
+
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps -d .gpu-wheels -c constraints.txt transformers peft
 
 clean:
 	rm -rf $(VENV) runs

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 
 from . import audit as audit_mod, audit_data, book, bookcheck, pipeline
 from .audit_data import Budget
-from .errors import KnowshiftError
+from .errors import KnowshiftError, ParameterError
 from .layout import STAGE_NAMES, RunFolder, run_folder
 from .params import DEFAULT_PROFILE, SCHEMA, describe, parse_override, profile_names, resolve
 from .slick import SlickConfig
@@ -93,6 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     for flag, name in AUDIT_FLAGS.items():
         audit.add_argument(f"--{flag}", type=SCHEMA[name].types[0], dest=name,
                            help=f"{SCHEMA[name].help} (default: the profile's)")
+    plan = sub.add_parser(
+        "plan", help="a profile's work, peak memory and time per stage, before running it",
+        description="Count what a run of the profile will do (prompts, prompt, generated and "
+        "trained tokens, forward passes) per stage, estimate its peak device memory, and, "
+        "from per-token costs measured on the device, its time. What depends on the model's "
+        "answers is given as at most; a run folder's finished stages make it exact.")
+    plan.add_argument("--profile", default=DEFAULT_PROFILE,
+                      help=f"a profile name {profile_names()} or a .yaml file")
+    plan.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="override a profile parameter")
+    plan.add_argument("--run-dir", help="run folder whose finished stages to read "
+                                        "(default: runs/<profile>)")
+    plan.add_argument("--device", choices=("cpu", "cuda"),
+                      help="the device to plan for (default: the profile's)")
+    plan.add_argument("--gpu-memory", type=float, metavar="GIB",
+                      help="say which stages would not fit in this much device memory")
+    plan.add_argument("--measure", action="store_true",
+                      help="measure the per-token costs here (loads the model; a minute on a "
+                           "CPU for the default model) and give times")
+    plan.add_argument("--costs", metavar="FILE",
+                      help="per-token costs measured on the device (a file written by "
+                           "--measure --save-costs, or by `make gpu-check`)")
+    plan.add_argument("--save-costs", metavar="FILE", help="with --measure: write the costs")
+    plan.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
     sub.add_parser("params", help="list the parameters a profile may set")
     args = parser.parse_args(argv)
     try:
@@ -104,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return _book(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "plan":
+            return _plan(args)
         overrides = dict(parse_override(p) for p in args.param)
         run_dir = pipeline.run(args.profile, args.run_dir, args.stages or None, overrides,
                                force=args.force, book=False if args.no_book else None)
@@ -147,6 +174,31 @@ def _audit(args) -> int:
     print(f"[knowshift] gate: {'passed' if passed else 'FAILED'}: {why}",
           file=sys.stdout if passed else sys.stderr)
     return audit_mod.EXIT_OK if passed else audit_mod.EXIT_GATE
+
+
+def _plan(args) -> int:
+    from pathlib import Path
+
+    from . import workplan
+    from .files import write_json
+    if args.save_costs and not args.measure:
+        raise ParameterError("--save-costs needs --measure")
+    if args.costs and args.measure:
+        raise ParameterError("give --measure or --costs, not both")
+    overrides = dict(parse_override(p) for p in args.param)
+    params = resolve(args.profile, overrides).with_paths_resolved(Path.cwd())
+    device = args.device or params.device
+    costs = workplan.Costs.read(args.costs) if args.costs else None
+    if args.measure:
+        costs = workplan.measure_costs(params.model, device, params)
+        if args.save_costs:
+            write_json({"costs": asdict(costs)}, args.save_costs)
+    plan = workplan.make_plan(params, run_folder(args.profile, args.run_dir), device, costs,
+                              args.gpu_memory, profile=args.profile)
+    print(plan.report())
+    if args.json:
+        write_json(plan.as_dict(), args.json)
+    return 0
 
 
 def _book(args) -> int:

@@ -189,8 +189,8 @@ SCHEMA: dict[str, Param] = {
                             one_of("train", "dev")),
     "max_new_tokens": Param(16, (int,), "hard cap on generated answer tokens",
                             MODEL_STAGES, at_least(1)),
-    "batch_size": Param(48, (int,), "rows per generate call in SliCK", SLICK_STAGES,
-                        at_least(1)),
+    "batch_size": Param(48, (int,), "rows (prompts x samples) per generation batch in SliCK",
+                        SLICK_STAGES, at_least(1)),
     # fine-tuning: |D| = 48, full fine-tuning, 6 epochs: the slowest mix (100 % Unknown) was
     # measured fitting its set by epoch 5 at this learning rate, so epochs 5-6 are a plateau
     # and CONVERGENCE (the last epoch) is read after the set is fitted.
@@ -219,7 +219,7 @@ SCHEMA: dict[str, Param] = {
     "ft_batch_size": Param(8, (int,), "fine-tuning batch size", ("finetune",), at_least(1)),
     "lora_r": Param(16, (int,), "LoRA rank (method: lora; alpha is 2 x rank)", ("finetune",),
                     at_least(1)),
-    "eval_batch_size": Param(64, (int,), "rows per generate call when evaluating fine-tuned "
+    "eval_batch_size": Param(64, (int,), "rows per generation batch when evaluating fine-tuned "
                              "models", ("finetune",), at_least(1)),
     # stage 8: audit a held-out slice of the fact set, as a user would audit their own file
     "audit_size": Param(60, (int,), "held-out questions the audit walk-through (stage 8) "

@@ -1,0 +1,509 @@
+"""``knowshift plan``: what a profile's run will do, before it runs: each stage's work (prompts,
+prompt, generated and trained tokens, forward passes), its peak memory, and its time on a
+device whose per-token costs were measured (``--measure`` here, or a costs file measured on
+the device, e.g. by ``make gpu-check``).
+
+The work is counted with the code the stages run (the SliCK prompts and their blocks, the
+generation batches, the fine-tuning sets and their encoding), so what is known before a run is
+exact: the greedy pass, the prompts and batches of every evaluation, the trained examples,
+tokens and optimiser steps. Three things depend on the model's answers and are given as *at
+most*: which questions the sampled pass asks (those greedy decoding never got right; exact once
+stage 2 has run), how many tokens each answer takes (at most its budget; expected: its gold
+answer and the newline), and whether a run re-answers its test sets at EARLY_STOP. Before
+stage 2 has run, the fine-tuning sets are not drawn yet, so their tokens are estimated from
+train questions of the study set (sizes and steps are exact). A stage's finished products are
+read from the run folder when they are current, so a plan of a half-done run is exact for the
+rest. The audit walk-through (stage 8) is estimated as SliCK on its ``audit_size`` questions.
+
+Time is ``prompt tokens x prompt cost + decode steps x step cost + generated tokens x row
+cost + optimiser steps x step cost + trained tokens x token cost + model loads x load time``;
+notebooks, analyses and the book (seconds on a CPU) are not counted."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from . import facts as facts_mod, finetune, finetune_sets, generation, slick
+from .encoding import answer_length
+from .errors import ParameterError
+from .layout import RunFolder
+from .models import (DEFAULT_MODEL, compute_dtypes, resolve_model, resolve_precision,
+                     with_precision)
+from .params import Params
+from .schema import format_question, format_target
+from .work import Tally
+
+GIB = 2 ** 30
+# counts that depend on the model's answers: a plan gives the most they can be
+BOUND_COUNTS = ("generated_tokens", "decode_steps", "forward_passes")
+
+
+@dataclass
+class Costs:
+    """Seconds per unit of work on one device, for one model and precision."""
+    device: str
+    model: str
+    precision: str
+    prompt_token_s: float          # per token of a prompt pass
+    step_s: float                  # per decode step, whatever its rows
+    row_step_s: float              # per row of a decode step
+    train_step_s: float            # per optimiser step, whatever its tokens
+    train_token_s: float           # per trained token
+    load_s: float                  # per model load
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Costs":
+        try:
+            data = json.loads(Path(path).read_text())
+            data = data.get("costs", data)
+            return cls(**{f: data[f] for f in cls.__dataclass_fields__})
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ParameterError(f"costs file {path} is not one `knowshift plan --measure` or "
+                                 f"`make gpu-check` wrote ({type(err).__name__}: {err})") from None
+
+
+@dataclass
+class Phase:
+    """One phase of a stage's work."""
+    stage: str
+    phase: str
+    counts: Tally = field(default_factory=Tally)
+    exact: bool = True                      # False: the prompts and rows are at most
+    expected_generated: int = 0
+    expected_steps: int = 0
+    largest: int = 0        # the largest batch: rows x positions (generation), tokens (training)
+    peak_bytes: int = 0
+    note: str = ""
+
+    def seconds(self, c: Costs) -> float:
+        n = self.counts
+        return (n.prompt_tokens * c.prompt_token_s + self.expected_steps * c.step_s
+                + self.expected_generated * c.row_step_s + n.train_steps * c.train_step_s
+                + n.trained_tokens * c.train_token_s + n.model_loads * c.load_s)
+
+
+@dataclass
+class Shape:
+    """What memory depends on, read from a model's config."""
+    source: str
+    parameters: int
+    lora_parameters: dict[int, int]         # LoRA rank -> trainable parameters
+    layers: int
+    kv_values_per_token: int                # keys and values one token keeps, all layers
+    hidden: int
+    intermediate: int
+    vocab: int
+
+
+# ------------------------------------------------------------------------------ model shape
+def _known_shape(model: str) -> Path | None:
+    path = resources.files("knowshift") / "shapes" / f"{model.replace('/', '--')}.json"
+    return Path(str(path)) if path.is_file() else None
+
+
+def model_config(model: str):
+    """The model's config: from its folder or the local hub cache, else from the shapes the
+    package keeps for the profiles' hub models; None if neither has it."""
+    from transformers import AutoConfig
+    try:
+        return AutoConfig.from_pretrained(resolve_model(model)[0], local_files_only=True,
+                                          trust_remote_code=False)
+    except Exception:                          # a hub id that is not in the local cache
+        known = _known_shape(model)
+        return AutoConfig.for_model(**json.loads(known.read_text())) if known else None
+
+
+def shape_of(config, lora_ranks=(), source: str = "") -> Shape:
+    """Parameter counts from the model built on the meta device (no memory, no weights)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    with torch.device("meta"):
+        net = AutoModelForCausalLM.from_config(config)
+    parameters = sum(p.numel() for p in net.parameters())
+    targets = [m for name, m in net.named_modules()
+               if name.rsplit(".", 1)[-1] in finetune.LORA_TARGETS
+               and isinstance(m, torch.nn.Linear)]
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    return Shape(source, parameters,
+                 {r: sum(r * (m.in_features + m.out_features) for m in targets)
+                  for r in lora_ranks},
+                 config.num_hidden_layers, config.num_hidden_layers * 2 * kv_heads * head_dim,
+                 config.hidden_size, config.intermediate_size, config.vocab_size)
+
+
+# ---------------------------------------------------------------------------- the tokenizer
+def tokenizer_for(model: str):
+    """(the model's tokenizer, None) if it is here, else (the default model's, a note)."""
+    from transformers import AutoTokenizer
+    try:
+        source = resolve_model(model)[0]
+        return AutoTokenizer.from_pretrained(source, local_files_only=True,
+                                             trust_remote_code=False), None
+    except Exception:
+        source = resolve_model(DEFAULT_MODEL)[0]
+        return (AutoTokenizer.from_pretrained(source),
+                f"tokens counted with the default model's tokenizer ({model}'s is not here)")
+
+
+# ---------------------------------------------------------------------------- counting work
+def _generation(phase: Phase, tok, calls, temperature: float, n: int, batch_size: int,
+                expected) -> None:
+    """Count the generation of ``calls`` (each a list of groups for one ``complete_many``
+    call, with ``expected`` answer lengths per group and prompt) into ``phase``."""
+    t = phase.counts
+    for groups, lengths in zip(calls, expected):
+        heads, per, cut = generation.batches(tok, groups, temperature, n, batch_size)
+        distinct = {tuple(h) for h in heads}
+        t.add(forward_passes=sum(1 for h in distinct if h),
+              prompt_tokens=sum(len(h) for h in distinct))
+        for picked in cut:
+            budgets = [b for *_, b in picked]
+            most = max(budgets)
+            t.add(batches=1, prompts=len(picked), rows=len(picked) * per,
+                  prompt_tokens=sum(len(row) for _, _, row, _ in picked),
+                  budget_tokens=per * sum(budgets), generated_tokens=per * sum(budgets),
+                  decode_steps=most, forward_passes=most)
+            likely = [min(b, lengths[g][i]) for g, i, _, b in picked]
+            phase.expected_generated += per * sum(likely)
+            phase.expected_steps += max(likely)
+            width = (max(len(heads[g]) for g, *_ in picked)
+                     + max(len(row) for _, _, row, _ in picked) + most)
+            phase.largest = max(phase.largest, len(picked) * per * width)
+
+
+def _slick_phases(tok, study, pool, config, table, scale: float = 1.0, stage: str = "slick"
+                  ) -> list[Phase]:
+    ask = slick.Prompts.build(tok, study, pool, config)
+    likely = {r: [max(1, b - 2) for b in ask.budget[r]] for r in ask.relations}
+    phases = []
+    p_greedy = None if table is None else table.set_index("id")["p_correct_greedy"]
+    for mode, questions, temperature, n in (
+            ("greedy", ask.everyone(), 0.0, 1),
+            ("sample", ask.everyone() if p_greedy is None else ask.undecided(p_greedy),
+             config.temperature, config.n_samples)):
+        phase = Phase(stage, f"slick {mode}", exact=mode == "greedy" or p_greedy is not None)
+        calls, lengths = [], []
+        for block in ask.blocks(questions, n):
+            calls.append(ask.block(block, questions))
+            lengths.append([[x for x, k in zip(likely[r], questions[r]) if k] for r, _ in block])
+        _generation(phase, tok, calls, temperature, n, config.batch_size, lengths)
+        if not phase.exact:
+            phase.note = "at most: every question (exact once stage 2 has run)"
+        phases.append(phase)
+    if scale != 1.0:
+        for phase in phases:
+            for name, value in phase.counts.as_dict().items():
+                setattr(phase.counts, name, math.ceil(value * scale))
+            phase.expected_generated = math.ceil(phase.expected_generated * scale)
+            phase.expected_steps = math.ceil(phase.expected_steps * scale)
+            phase.exact, phase.note = False, "estimate: SliCK on audit_size questions"
+    return [Phase(stage, "model load", Tally(model_loads=1)), *phases]
+
+
+def _stand_in_sets(study: pd.DataFrame, p) -> pd.DataFrame:
+    """Sets of the study's sizes drawn from its train questions, for a plan before stage 2:
+    the tokens of the real sets are estimated by these."""
+    train = finetune_sets.balanced_order(finetune_sets.train_pool(study), 0).assign(
+        target=lambda d: d["answers"].str[0])
+    sizes = ([("mix", p.d_size)] * len(p.unknown_shares)
+             + [x for s in p.mitigation_shares
+                for x in (("filtered", p.d_size - round(s * p.d_size)), ("idk", p.d_size))]
+             + [("pure", p.pure_size)] * len(p.pure_categories))
+    return pd.concat([train.head(n).assign(kind=kind, variant=f"{kind}{i}", seed=seed)
+                      for seed in p.seeds for i, (kind, n) in enumerate(sizes)],
+                     ignore_index=True)
+
+
+def _answer_lengths(tok, df: pd.DataFrame, column: str, cap: int) -> list[int]:
+    first = df[column] if column == "target" else df[column].str[0]
+    return [min(cap, 1 + answer_length(tok, format_question(q), format_target(a).rstrip("\n")))
+            for q, a in zip(df["question"], first)]
+
+
+def _finetune_phases(tok, study, p, table) -> list[Phase]:
+    held_out = finetune_sets.eval_sets(study if table is None else table)
+    sets = _stand_in_sets(study, p) if table is None else finetune.study_sets(table, p)
+    train = Phase("finetune", "finetune training", exact=table is not None)
+    every = Phase("finetune", "finetune evaluation", exact=table is not None)
+    early = Phase("finetune", "finetune early-stop evaluation", exact=False,
+                  note="at most: runs whose best dev epoch is not the last")
+    if table is None:
+        train.note = every.note = ("tokens estimated (the sets are drawn once stage 2 has "
+                                   "run); examples, steps and prompts exact")
+    longest = 0
+    for _seed, _variant, examples, asked, each_epoch in finetune.training_runs(sets, held_out):
+        data = finetune.encode(tok, examples["question"].tolist(), examples["target"].tolist())
+        steps = math.ceil(len(data) / p.ft_batch_size)
+        train.counts.add(trained_examples=len(data) * p.epochs,
+                         trained_tokens=sum(len(ids) for ids, _ in data) * p.epochs,
+                         train_steps=steps * p.epochs)
+        longest = max(longest, max(len(ids) for ids, _ in data))
+        tested = {k: v for k, v in asked.items() if each_epoch or k == "dev"}
+        later = {k: v for k, v in asked.items() if k not in tested}
+        for phase, frames, times in ((every, [examples, *tested.values()], p.epochs),
+                                     (every, list(later.values()), 1 if later else 0),
+                                     (early, list(later.values()), 1 if later else 0)):
+            frames = [f for f in frames if not f.empty]
+            if not frames or not times:
+                continue
+            questions = [format_question(q) for f in frames for q in f["question"]]
+            lengths = [x for f in frames for x in _answer_lengths(
+                tok, f, "target" if "target" in f else "answers", p.max_new_tokens)]
+            once = Phase("", "")
+            _generation(once, tok, [[("", questions, [p.max_new_tokens] * len(questions), 0)]],
+                        0.0, 1, p.eval_batch_size, [[lengths]])
+            phase.largest = max(phase.largest, once.largest)
+            for _ in range(times):
+                phase.counts.add(**once.counts.as_dict())
+                phase.expected_generated += once.expected_generated
+                phase.expected_steps += once.expected_steps
+    train.largest = longest * p.ft_batch_size
+    loads = 1 if p.method == "lora" else sets.groupby(["seed", "variant"]).ngroups
+    return [Phase("finetune", "model load", Tally(model_loads=loads)), train, every, early]
+
+
+# ---------------------------------------------------------------------------------- memory
+def _memory(phases: list[Phase], shape: Shape, p, device_type: str) -> None:
+    """Each phase's peak device memory, estimated: the weights, plus for training gradients,
+    AdamW state, activations and logits of the largest batch, else the largest batch's
+    key/value cache and float32 logits."""
+    precision = resolve_precision(device_type, p["precision"])
+    for phase in phases:
+        training = phase.phase == "finetune training"
+        full = phase.stage == "finetune" and p["method"] == "full"
+        weights, compute = compute_dtypes(device_type, precision, trains_every_weight=full)
+        weight_bytes = 2 if str(weights).endswith("bfloat16") else 4
+        act = 2 if compute is not None or weight_bytes == 2 else 4
+        total = shape.parameters * weight_bytes
+        if training:
+            tokens = phase.largest
+            trained = shape.parameters if full else shape.lora_parameters[p["lora_r"]]
+            # fp32 gradients and two AdamW moments, plus the bf16 copies autocast makes
+            total += trained * 12 + (shape.parameters * 2 if compute is not None else 0)
+            if not full:
+                total += trained * 4                        # the float32 adapters
+            total += tokens * shape.layers * shape.hidden * 34 * act // 2    # activations
+            total += tokens * shape.vocab * 4 * 2                           # logits, grads
+        else:
+            total += phase.largest * shape.kv_values_per_token * act
+            rows = max(1, phase.counts.rows // max(1, phase.counts.batches))
+            total += 3 * rows * shape.vocab * 4 * 2 # float32 logits, scores, probabilities
+        phase.peak_bytes = total
+
+
+# ---------------------------------------------------------------------------------- the plan
+@dataclass
+class Plan:
+    profile: str
+    device: str
+    tokenizer_note: str | None
+    shape: Shape | None
+    phases: list[Phase]
+    costs: Costs | None
+    gpu_memory_gib: float | None = None
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for ph in self.phases:
+            n = ph.counts
+            row = {"stage": ph.stage, "phase": ph.phase.removeprefix(f"{ph.stage} "),
+                   "exact": ph.exact, "prompts": n.prompts, "rows": n.rows,
+                   "prompt_tokens": n.prompt_tokens, "generated_expected": ph.expected_generated,
+                   "generated_at_most": n.generated_tokens, "trained_tokens": n.trained_tokens,
+                   "train_steps": n.train_steps,
+                   "forward_passes_at_most": n.forward_passes + n.train_steps,
+                   "peak_gib": round(ph.peak_bytes / GIB, 2) if self.shape else None,
+                   "seconds": round(ph.seconds(self.costs), 1) if self.costs else None}
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def total_seconds(self) -> float | None:
+        return sum(ph.seconds(self.costs) for ph in self.phases) if self.costs else None
+
+    def as_dict(self) -> dict:
+        return {"profile": self.profile, "device": self.device,
+                "tokenizer_note": self.tokenizer_note,
+                "shape": asdict(self.shape) if self.shape else None,
+                "costs": asdict(self.costs) if self.costs else None,
+                "total_seconds": self.total_seconds(),
+                "phases": [{**asdict(ph), "counts": ph.counts.as_dict(),
+                            "seconds": ph.seconds(self.costs) if self.costs else None}
+                           for ph in self.phases]}
+
+    def report(self) -> str:
+        table = self.table()
+        lines = [f"knowshift plan: profile {self.profile} on {self.device}"
+                 + (f" ({self.shape.parameters / 1e9:.2f}B parameters)" if self.shape else ""),
+                 table.to_string(index=False), ""]
+        for ph in self.phases:
+            if ph.note:
+                lines.append(f"  {ph.stage} / {ph.phase.removeprefix(ph.stage + ' ')}: "
+                             f"{ph.note}")
+        if self.tokenizer_note:
+            lines.append(f"  {self.tokenizer_note}")
+        if self.shape is None:
+            lines.append("  peak memory: the model's config is not here (download the model "
+                         "or point model at a local folder)")
+        if self.gpu_memory_gib and self.shape:
+            over = [f"{ph.stage} / {ph.phase} ({ph.peak_bytes / GIB:.1f} GiB)"
+                    for ph in self.phases if ph.peak_bytes > self.gpu_memory_gib * GIB]
+            lines.append(f"  over {self.gpu_memory_gib:g} GiB: " + ", ".join(over)
+                         + " (lower batch_size / eval_batch_size / ft_batch_size)" if over else
+                         f"  every phase fits in {self.gpu_memory_gib:g} GiB (estimates)")
+        if self.costs:
+            c = self.costs
+            lines.append(f"  time: {self.total_seconds() / 60:.1f} min of model work from "
+                         f"costs measured on {c.device} ({c.model}, {c.precision}); "
+                         "generation at the expected answer lengths; notebooks, analyses and "
+                         "the book not counted")
+        else:
+            lines.append("  time: no costs for this device; `knowshift plan --measure` on it, "
+                         "or `--costs FILE` from a run of `make gpu-check` there")
+        return "\n".join(lines)
+
+
+def make_plan(params: Params, run_dir: str | Path | None = None, device: str | None = None,
+              costs: Costs | None = None, gpu_memory_gib: float | None = None,
+              profile: str = "") -> Plan:
+    """The plan of ``params`` (resolved, paths resolved) for a run in ``run_dir`` (its current
+    products are read) on ``device`` (default: the parameter's)."""
+    from .pipeline import plan as stage_plan
+    device = device or params["device"]
+    device_type = "cuda" if device == "cuda" else "cpu"
+    if device == "auto":
+        import torch
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    current = set()
+    folder = RunFolder(run_dir) if run_dir else None
+    if folder is not None and folder.root.is_dir():
+        current = {s.stage.name for s in stage_plan(params, folder, "slick") if s.current}
+    if "facts" in current:
+        fact_table, study = folder.read("facts"), folder.read("study")
+    else:
+        fact_table, study = facts_mod.draw(params.for_stage("facts"))
+    table = folder.read("slick") if "slick" in current else None
+    tok, note = tokenizer_for(params["model"])
+    config = slick.SlickConfig.from_params(params)
+    pool = facts_mod.exemplar_pool(fact_table, study, params["exemplar_split"])
+    phases = _slick_phases(tok, study, pool, config, table)
+    p = params.for_stage("finetune")
+    phases += _finetune_phases(tok, study, p, table)
+    if params["audit_size"]:
+        phases += _slick_phases(tok, study, pool, config, table,
+                                scale=min(1.0, params["audit_size"] / len(study)),
+                                stage="audit")
+    hf_config = model_config(params["model"])
+    shape = None
+    if hf_config is not None:
+        shape = shape_of(hf_config, (params["lora_r"],), params["model"])
+        _memory(phases, shape, params, device_type)
+    return Plan(profile, device_type, note, shape, phases, costs, gpu_memory_gib)
+
+
+# ------------------------------------------------------------------------------ measuring
+def measure_costs(model: str, device: str, params: Params, rows: tuple[int, int] | None = None
+                  ) -> Costs:
+    """Per-unit costs of ``model`` on ``device`` at the profile's precision, method and
+    batch sizes, timed on random token ids (a few short passes)."""
+    cfg = with_precision(finetune.FinetuneConfig.from_params(params), device)
+    start = time.perf_counter()
+    net, tok = finetune.load_base(model, device, cfg)
+    load_s = time.perf_counter() - start
+    rows = rows or (max(1, params["batch_size"] // 8), params["batch_size"])
+    return _measure(net, tok, cfg, rows, load_s, model)
+
+
+def _sync(net) -> None:
+    import torch
+    if net.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(net, fn, repeats: int = 2) -> float:
+    fn()                                         # warm-up
+    _sync(net)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(net)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _measure(net, tok, cfg, rows: tuple[int, int], load_s: float, model: str,
+             context: int = 96, train_length: int = 24) -> Costs:
+    import torch
+    import torch.nn.functional as F
+    from transformers import DynamicCache
+    from .models import autocast
+    decoder, head = net.get_decoder(), net.get_output_embeddings()
+    vocab = min(len(tok), net.config.vocab_size)
+    gen = torch.Generator().manual_seed(0)
+
+    def ids(n, width):
+        return torch.randint(0, vocab, (n, width), generator=gen).to(net.device)
+
+    prompt = ids(8, 64)
+    with torch.no_grad(), autocast(net):
+        prompt_s = _timed(net, lambda: decoder(input_ids=prompt, use_cache=False)) / prompt.numel()
+        per_step = []
+        for r in rows:
+            cache_ids, step = ids(r, context), ids(r, 1)
+
+            def steps(cache_ids=cache_ids, step=step):
+                cache = DynamicCache(config=net.config)
+                decoder(input_ids=cache_ids, cache=cache, use_cache=True)
+                for _ in range(4):
+                    h = decoder(input_ids=step, cache=cache, use_cache=True).last_hidden_state
+                    F.linear(h[:, -1].float(), head.weight.float()).argmax(-1).cpu()
+            whole = _timed(net, steps, repeats=1)
+            per_step.append((whole - prompt_s * cache_ids.numel()) / 4)
+    (r1, t1), (r2, t2) = zip(rows, per_step)
+    row_s = max(0.0, (t2 - t1) / (r2 - r1)) if r2 != r1 else t2 / r2
+    step_s = max(0.0, t1 - row_s * r1)
+    model_t = finetune.prepare(net, cfg)
+    model_t.train()
+    optim = finetune.make_optimizer(model_t, cfg)
+    sizes = (max(1, cfg.ft_batch_size // 2), cfg.ft_batch_size)
+    per_train = []
+    for b in sizes:
+        x = ids(b, train_length)
+        labels = x.clone()
+        labels[:, : train_length // 2] = -100
+        mask = torch.ones_like(x)
+
+        def one(x=x, labels=labels, mask=mask):
+            finetune.answer_loss(model_t, x, mask, labels).backward()
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+        per_train.append(_timed(net, one))
+    (b1, s1), (b2, s2) = zip(sizes, per_train)
+    token_s = max(0.0, (s2 - s1) / ((b2 - b1) * train_length)) if b2 != b1 else s2 / (
+        b2 * train_length)
+    train_step_s = max(0.0, s1 - token_s * b1 * train_length)
+    finetune.release(model_t, cfg)
+    return Costs(device_name(net.device), model, cfg.precision, prompt_s, step_s, row_s,
+                 train_step_s, token_s, load_s)
+
+
+def device_name(device) -> str:
+    """A device as costs name it: the GPU's name, or the CPU's model and core count."""
+    import os
+    import torch
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = "CPU"
+    return f"{name}, {os.cpu_count()} cores"
