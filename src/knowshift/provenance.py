@@ -30,7 +30,7 @@ PACKAGE_DIR = Path(__file__).parent
 PACKAGE = PACKAGE_DIR.name
 
 # Package data read by a module (paths relative to the package, folders read whole).
-DATA_FILES = {"audit_report": ("templates",)}
+DATA_FILES = {"audit_report": ("templates",), "workplan": ("shapes",)}
 # Package data no key covers, with why.
 UNKEYED_DATA = {"profiles": "a profile's values enter every stamp as resolved parameters"}
 # Modules that only report (progress bars and ETA files; exception classes and their messages).
