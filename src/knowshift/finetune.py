@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import checkpoints
+from . import checkpoints, work
 from .encoding import encode_split
 from .errors import ParameterError
 from .evaluation import predict
@@ -42,7 +42,6 @@ from .progress import Progress
 from .provenance import code_key
 from .schema import format_question, format_target
 from .scoring import score
-from . import work
 
 # Held-out sets the category-pure variants are not tested on (stage 6 reads their in-distribution
 # test accuracy by category, as the paper's Table 2; nothing reads their OOD accuracy).
@@ -167,8 +166,8 @@ def train_epoch(model, optim, data: list[tuple[list[int], int]], order: list[int
     losses = []
     for s in range(0, len(order), batch_size):
         batch = [data[i] for i in order[s:s + batch_size]]
-        work.count(trained_examples=len(batch), trained_tokens=sum(len(ids) for ids, _ in batch),
-              train_steps=1)
+        work.count(trained_examples=len(batch), train_steps=1,
+                   trained_tokens=sum(len(ids) for ids, _ in batch))
         ids, mask, labels = (t.to(model.device) for t in collate(batch, pad_id))
         loss = answer_loss(model, ids, mask, labels)
         loss.backward()

@@ -203,6 +203,22 @@ def batches(tok, groups, temperature: float, num_samples: int, batch_size: int):
     return heads, num_samples, [units[s:s + per_batch] for s in range(0, len(units), per_batch)]
 
 
+def prefix_work(heads) -> dict[str, int]:
+    """The work of computing a call's distinct shared prefixes once each (:mod:`knowshift.work`
+    counts; the plan counts the same)."""
+    distinct = {tuple(h) for h in heads}
+    return {"forward_passes": sum(1 for h in distinct if h),
+            "prompt_tokens": sum(len(h) for h in distinct)}
+
+
+def batch_work(picked, num_samples: int) -> dict[str, int]:
+    """The known work of one batch of :func:`batches`: its prompts, rows, prompt tokens and
+    the budgets of its rows (what is generated depends on the answers)."""
+    return {"batches": 1, "prompts": len(picked), "rows": len(picked) * num_samples,
+            "prompt_tokens": sum(len(row) for _, _, row, _ in picked),
+            "budget_tokens": num_samples * sum(b for *_, b in picked)}
+
+
 def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size):
     device = model.device
     heads, num_samples, cut = batches(tok, groups, temperature, num_samples, batch_size)
@@ -211,14 +227,12 @@ def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_si
         states.setdefault(tuple(ids), None)
     for key in states:
         states[key] = _prefix_states(model, list(key))
-        count(forward_passes=bool(key), prompt_tokens=len(key))
+    count(**prefix_work(heads))
     generators = [torch.Generator(device=device).manual_seed(seed) for *_, seed in groups]
     stop = stop_mask(tok, model.config.vocab_size)
     answers = [[[] for _ in suffixes] for _, suffixes, _, _ in groups]
     for picked in cut:
-        count(batches=1, prompts=len(picked), rows=len(picked) * num_samples,
-              prompt_tokens=sum(len(row) for _, _, row, _ in picked),
-              budget_tokens=num_samples * sum(b for *_, b in picked))
+        count(**batch_work(picked, num_samples))
         prefix_width = max(len(heads[g]) for g, *_ in picked)
         width = max(len(ids) for _, _, ids, _ in picked)
         ids = torch.full((len(picked), width), tok.pad_token_id, dtype=torch.long)

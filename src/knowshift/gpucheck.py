@@ -25,7 +25,7 @@ import torch
 from . import finetune, generation, work
 from .finetune import FinetuneConfig
 from .params import resolve
-from .workplan import _measure, device_name
+from .workplan import device_name, measure_loaded
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = REPO / "tests" / "data" / "tokenizers" / "metaspace"
@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                             learning_rate=p["learning_rate"],
                             precision="bf16" if device.type == "cuda" else "fp32")
     lora = timed_lora(net, tok, config, args.lora_steps, rng)
-    costs = _measure(net, tok, config, (max(1, rows // 8), rows), built_s,
-                     net.knowshift_identity)
+    costs = measure_loaded(net, tok, config, (max(1, rows // 8), rows), built_s,
+                            net.knowshift_identity)
     same = equivalence(net, tok, rng)
     report = {"device": device_name(device), "torch": torch.__version__,
               "model": net.knowshift_identity,

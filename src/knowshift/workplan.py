@@ -161,16 +161,12 @@ def _generation(phase: Phase, tok, calls, temperature: float, n: int, batch_size
     t = phase.counts
     for groups, lengths in zip(calls, expected):
         heads, per, cut = generation.batches(tok, groups, temperature, n, batch_size)
-        distinct = {tuple(h) for h in heads}
-        t.add(forward_passes=sum(1 for h in distinct if h),
-              prompt_tokens=sum(len(h) for h in distinct))
+        t.add(**generation.prefix_work(heads))
         for picked in cut:
-            budgets = [b for *_, b in picked]
-            most = max(budgets)
-            t.add(batches=1, prompts=len(picked), rows=len(picked) * per,
-                  prompt_tokens=sum(len(row) for _, _, row, _ in picked),
-                  budget_tokens=per * sum(budgets), generated_tokens=per * sum(budgets),
-                  decode_steps=most, forward_passes=most)
+            known = generation.batch_work(picked, per)
+            most = max(b for *_, b in picked)
+            t.add(**known, generated_tokens=known["budget_tokens"], decode_steps=most,
+                  forward_passes=most)
             likely = [min(b, lengths[g][i]) for g, i, _, b in picked]
             phase.expected_generated += per * sum(likely)
             phase.expected_steps += max(likely)
@@ -418,7 +414,7 @@ def measure_costs(model: str, device: str, params: Params, rows: tuple[int, int]
     net, tok = finetune.load_base(model, device, cfg)
     load_s = time.perf_counter() - start
     rows = rows or (max(1, params["batch_size"] // 8), params["batch_size"])
-    return _measure(net, tok, cfg, rows, load_s, model)
+    return measure_loaded(net, tok, cfg, rows, load_s, model)
 
 
 def _sync(net) -> None:
@@ -439,8 +435,10 @@ def _timed(net, fn, repeats: int = 2) -> float:
     return best
 
 
-def _measure(net, tok, cfg, rows: tuple[int, int], load_s: float, model: str,
-             context: int = 96, train_length: int = 24) -> Costs:
+def measure_loaded(net, tok, cfg, rows: tuple[int, int], load_s: float, model: str,
+                   context: int = 96, train_length: int = 24) -> Costs:
+    """Costs of a loaded model: prompt passes, decode steps at ``rows`` (two sizes, for the
+    per-step and per-row parts) and optimiser steps at ``cfg``'s batch size and its half."""
     import torch
     import torch.nn.functional as F
     from transformers import DynamicCache
