@@ -147,8 +147,10 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
     assert html.count("data:image/png;base64,") == 2
 
     # the files keep the input's format and columns and read back with the same schema
-    filtered = audit_data.read_examples(out / "filtered.jsonl").table
-    idk = audit_data.read_examples(out / "idk.jsonl").table
+    # (read back with judge_all: an "I don't know" answer is no fact, so the check skips it)
+    every = audit_data.Budget(judge_all=True)
+    filtered = audit_data.read_examples(out / "filtered.jsonl", budget=every).table
+    idk = audit_data.read_examples(out / "idk.jsonl", budget=every).table
     assert list(json.loads((out / "idk.jsonl").read_text().splitlines()[0])) == [
         "question", "answers", "topic"]
     assert sorted(filtered["question"]) == sorted(examples.loc[examples["known"], "question"])
@@ -172,10 +174,25 @@ def test_real_audit_writes_a_report_and_files_that_round_trip(small_file, tmp_pa
     assert again["mix"] == report["mix"]
 
 
-@pytest.mark.slow
-def test_too_few_examples_for_exemplars_is_explained(tmp_path, default_model):
-    path = _jsonl(tmp_path / "tiny.jsonl", [{"question": f"Q{i}?", "answer": "A"}
-                                            for i in range(3)])
-    with pytest.raises(DataFileError, match="needs at least 8 examples per relation"):
-        audit.label(audit_data.read_examples(path).table, *default_model, SlickConfig(k_shot=4),
-                    tmp_path / "cache")
+def test_a_small_file_gets_fewer_shots_then_built_in_exemplars():
+    # Before the applicability check, a relation with fewer than 2 k examples was refused
+    # ("needs at least 8 examples per relation"); now the audit falls back, in this order.
+    def file(n, relation=None):
+        rows = [{"line": i + 1, "turn": 1, "question": f"Who wrote book {i}?", "answer": "A",
+                 "answers": ["A"]} for i in range(n)]
+        return pd.DataFrame([r | ({"relation": relation} if relation else {}) for r in rows])
+    assert audit.choose_exemplars(file(8), 4) == audit.ExemplarChoice(4)
+    five = audit.choose_exemplars(file(5), 4)
+    assert (five.k_shot, five.builtin) == (2, False)
+    assert five.why == "not 4-shot: the file has 5 judged examples (each half's exemplars are " \
+                       "the other half)"
+    three = audit.choose_exemplars(file(3, "P1"), 4)
+    assert (three.k_shot, three.builtin) == (4, True)
+    assert three.why.startswith("relation 'P1' has 3 judged examples")
+    sampled = audit.choose_exemplars(file(2), 4, pool=file(3))
+    assert (sampled.k_shot, sampled.builtin) == (3, False) and "outside the sample" in sampled.why
+    # built-in exemplars ask for the same type of answer: people for a "who" question
+    pool = audit.builtin_exemplars(audit.as_facts(file(3, "P1"), "t"), seed=0)
+    assert len(pool) == audit.BUILTIN_POOL and set(pool["relation"]) == {"P1"}
+    assert pool["id"].str.split(":").str[1].isin(audit.ANSWER_TYPES["person"]).all()
+    assert audit.answer_type("Where was Mozart born?") == "place"

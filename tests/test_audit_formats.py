@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from knowshift import audit, audit_data, audit_effect, audit_files, audit_report, cli
+from knowshift import (audit, audit_data, audit_effect, audit_files, audit_report, audit_scope,
+                       cli)
 from knowshift.audit_data import Budget
 from knowshift.errors import DataFileError, ParameterError
 from knowshift.layout import audit_file
@@ -77,7 +78,7 @@ def test_conversations_keep_turns_context_and_fields(tmp_path):
     mixed = tmp_path / "mixed.jsonl"       # a field that is a number in one row, text in another
     mixed.write_text('{"question": "Q1?", "answer": "A", "id": 7}\n'
                      '{"question": "Q2?", "answer": "B", "id": "x-8"}\n')
-    table = audit_data.read_examples(mixed).table
+    table = audit_data.read_examples(mixed, budget=Budget(judge_all=True)).table  # "Q1?": no fact
     assert table["id"].tolist() == ["7", "x-8"]
     table.to_parquet(tmp_path / "mixed.parquet")           # examples.parquet can hold it
     assert sharegpt["context"].tolist()[0] == "Answer in a few words."
@@ -85,7 +86,11 @@ def test_conversations_keep_turns_context_and_fields(tmp_path):
 
 def test_budget_sets_what_counts_as_a_short_answer():
     loose = audit_data.read_examples(FILES / "alpaca.json", budget=Budget(max_answer_words=40))
-    assert len(loose.table) == 4 and loose.skipped.empty
+    # the long answer, within 40 words, now meets the applicability check: it is advice
+    assert len(loose.table) == 3 and loose.skipped["reason"].tolist() == [audit_scope.ADVICE]
+    loosest = audit_data.read_examples(FILES / "alpaca.json",
+                                       budget=Budget(max_answer_words=40, judge_all=True))
+    assert len(loosest.table) == 4 and loosest.skipped.empty
     strict = audit_data.read_examples(FILES / "chat.jsonl", budget=Budget(max_prompt_words=5))
     assert "prompt longer than 5 words (60 characters)" in strict.auditable()["skipped_by_reason"]
     with pytest.raises(ParameterError, match="max_answer_words=0"):
@@ -174,8 +179,8 @@ def test_a_file_that_cannot_be_read_gets_one_clear_error(tmp_path):
         with pytest.raises(DataFileError, match=message):
             audit_data.read_examples(tmp_path / name)
     bom = tmp_path / "bom.jsonl"
-    bom.write_bytes(b'\xef\xbb\xbf{"question": "Q?", "answer": "A"}\n')
-    assert audit_data.read_examples(bom).table["question"].tolist() == ["Q?"]
+    bom.write_bytes(b'\xef\xbb\xbf{"question": "Who wrote Q?", "answer": "A"}\n')
+    assert audit_data.read_examples(bom).table["question"].tolist() == ["Who wrote Q?"]
 
 
 # ---------------------------------------------------------------------------------- output files
@@ -201,14 +206,15 @@ def test_filtered_and_relabelled_files_keep_the_format_and_every_field(name, tmp
         source = tmp_path / "ds"
     else:
         source = FILES / name
-    examples = audit_data.read_examples(source)
+    examples = audit_data.read_examples(source, budget=Budget(judge_all=True))
     unknown = pd.Series(np.arange(len(examples.table)) % 2 == 1)     # every other example
     out = {}
     for stem, records in (("idk", audit_data.relabelled(examples, unknown)),
                           ("filtered", audit_data.filtered(examples, unknown))):
         path = audit_file(tmp_path / "out", stem, examples.data.suffix)
         audit_files.write(examples.data, records, path)
-        out[stem] = audit_data.read_examples(path)
+        # read back judging all: an "I don't know" answer is no fact, so the check skips it
+        out[stem] = audit_data.read_examples(path, budget=Budget(judge_all=True))
     original = examples.data.records
     idk = out["idk"]
     assert idk.data.container == examples.data.container and idk.shape == examples.shape
@@ -265,12 +271,20 @@ def test_sample_intervals_cover_the_file_share():
 
 
 def test_the_gate_reads_the_share_or_its_lower_bound():
-    full = {"mix": {"Unknown": {"share": 0.32, "low": None, "high": None}}, "sample": None}
+    judged = {"auditable": {"examples": 150, "share": 0.6}, "can_judge": True}
+    full = {"mix": {"Unknown": {"share": 0.32, "low": None, "high": None}}, "sample": None,
+            **judged}
     assert audit.gate(full, 0.3)[0] is False and audit.gate(full, 0.35)[0] is True
     sampled = {"mix": {"Unknown": {"share": 0.32, "low": 0.25, "high": 0.40}},
-               "sample": {"n": 150}}
+               "sample": {"n": 150}, **judged}
     passed, why = audit.gate(sampled, 0.3)
-    assert passed and "lower 95 % bound of the Unknown share 25.0%" in why
+    assert passed and "lower 95 % bound of the Unknown share 25.0% of the judged examples " \
+        "(60% of the file) is within" in why
+    # a file the audit cannot judge never passes, whatever its Unknown share
+    unjudged = full | {"auditable": {"examples": 2, "share": 0.1}, "can_judge": False}
+    assert audit.gate(unjudged, 1.0) == (False, "the audit cannot judge this file (2 examples "
+                                               "judged, 10% of it), so it cannot pass "
+                                               "--fail-above")
     with pytest.raises(ParameterError, match="between 0 and 1"):
         audit.gate(full, 30)
 
@@ -283,7 +297,8 @@ def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys, monkeypatch):
     report = json.loads((tmp_path / "chat" / "audit.json").read_text())
     assert code == audit.EXIT_OK and report["format"] == {"container": "jsonl", "shape": "chat"}
     assert report["auditable"]["examples"] == 9 and report["auditable"]["skipped"] == 6
-    assert "9 auditable examples, 6 skipped (60% auditable)" in capsys.readouterr().out
+    first = capsys.readouterr().out.splitlines()[0]      # skips first, beside the judged share
+    assert "9 of 15 examples judged (60%), 6 skipped: tool call (2); " in first
     skipped = pd.read_parquet(tmp_path / "chat" / "skipped.parquet")
     assert len(skipped) == 6 and set(skipped.columns) == {"line", "turn", "reason", "excerpt"}
     unknown = report["mix"]["Unknown"]["share"]
@@ -299,7 +314,8 @@ def test_gate_exit_codes_on_a_real_chat_audit(tmp_path, capsys, monkeypatch):
 
     html = (tmp_path / "chat" / "report.html").read_text()
     assert "context (system)" in html and "You answer geography questions in a few words." in html
-    assert "60.0 %</b> of the file is auditable" in html and "not trained on (weight 0): 1" in html
+    assert "(<b>60.0 %</b>), 6 skipped; most often:" in html
+    assert "not trained on (weight 0): 1" in html
 
     # evidence per example: P_correct, answers, and the accepted answer they matched
     examples = pd.read_parquet(tmp_path / "chat" / "examples.parquet")
@@ -327,7 +343,8 @@ def test_a_sampled_audit_reports_intervals_and_gates_on_the_lower_bound(tmp_path
     report = json.loads((out / "audit.json").read_text())
     assert report["sample"] == {"n": 4, "of": 9, "seed": 0, "stratified_by": ["source"],
                                 "interval": "Wilson 95 %"}
-    assert report["n_examples"] == 4 and report["exemplars"] == "whole file, examples not sampled"
+    assert report["n_examples"] == 4
+    assert report["exemplars"] == "2-shot, whole file, examples not sampled"
     for c, v in report["mix"].items():
         assert v["low"] <= v["share"] <= v["high"]
     lo, hi = report["expected_effect"]["unknown_effect_ci"]
@@ -335,7 +352,7 @@ def test_a_sampled_audit_reports_intervals_and_gates_on_the_lower_bound(tmp_path
     low = report["mix"]["Unknown"]["low"]
     assert code == (audit.EXIT_GATE if low > 0 else audit.EXIT_OK)
     assert "filtered" not in report["files"] and not list(out.glob("filtered*"))
-    assert "a sample of 4 of 9 examples" in capsys.readouterr().out
+    assert "audited a sample of 4 of 9 judged examples" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -353,7 +370,10 @@ def test_the_report_is_safe_for_hostile_text_in_chromium(tmp_path):
         f.write(json.dumps({"question": "日本の首都は" * 60 + "？", "answer": "東京",
                             "topic": "長い"}, ensure_ascii=False) + "\n")
     out = tmp_path / "report"
-    assert cli.main(["audit", str(data), *TINY, "--out", str(out), "--group-by", "topic"]) == 0
+    # --judge-all: this test is about showing hostile text as evidence, and the applicability
+    # check would skip its Russian, Japanese and Arabic rows (it reads English) and a definition
+    assert cli.main(["audit", str(data), *TINY, "--out", str(out), "--group-by", "topic",
+                     "--judge-all"]) == 0
     report = json.loads((out / "audit.json").read_text())
     assert report["auditable"]["skipped_by_reason"] == {
         "answer longer than 10 words (120 characters)": 1,

@@ -14,8 +14,9 @@ not sampled, and reports each share with its Wilson 95 % interval."""
 
 from __future__ import annotations
 
+import re
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,23 @@ from .errors import DataFileError, ParameterError
 from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
 from .models import check_source, load_model, resolve_model, with_precision
-from .offline_facts import relation_names
+from .offline_facts import build_offline_facts, relation_names
 from .progress import Progress
 from .schema import CATEGORIES, COLUMNS
 from .slick import SlickConfig, category_mix, label_questions
 
 SHOWN_UNKNOWN = 20
 SLICE = 256          # examples per cached SliCK slice of a full audit (what a resume may redo)
+MIN_JUDGED_SHARE = 0.25   # below this share of the file judged, the audit advises nothing
+MIN_SHOTS = 2             # fewer shots than this from a small file: built-in exemplars instead
+BUILTIN_POOL = 400        # built-in exemplar candidates per relation of the file
+# Built-in relations by the type of answer their questions ask for (the fallback's exemplars).
+ANSWER_TYPES = {"person": ("P57", "P58", "P161"),
+                "place": ("P17", "P131", "P36", "P19", "P20", "P30", "P1412", "P495")}
+TYPE_OF_QUESTION = [("person", re.compile(r"^(?:\W*)(?:who|whom|whose)\b", re.I)),
+                    ("place", re.compile(r"^(?:\W*)(?:where\b|(?:in )?(?:which|what) "
+                                         r"(?:country|city|state|continent|town|place)\b)",
+                                         re.I))]
 # Exit codes of `knowshift audit` (documented in its --help and the README).
 EXIT_OK, EXIT_ERROR, EXIT_GATE = 0, 2, 3
 
@@ -58,31 +69,90 @@ def as_facts(examples: pd.DataFrame, source: str) -> pd.DataFrame:
         "ood": False, "popularity": np.nan, "source": source}, index=examples.index)[COLUMNS]
 
 
+@dataclass(frozen=True)
+class ExemplarChoice:
+    """Where an audit's few-shot exemplars come from: the file (the profile's ``k_shot``, or
+    fewer for a small file) or, for a file too small for :data:`MIN_SHOTS`, the built-in fact
+    set; ``why`` says why it is not the profile's k-shot from the file."""
+    k_shot: int
+    builtin: bool = False
+    why: str | None = None
+
+    def describe(self, sampled: bool, by_relation: bool) -> str:
+        if self.builtin:
+            return (f"{self.k_shot}-shot, from the built-in fact set (questions asking for "
+                    "the same type of answer)")
+        return (f"{self.k_shot}-shot, " + ("same relation, " if by_relation else "whole file, ")
+                + ("examples not sampled" if sampled else "other half"))
+
+
+def choose_exemplars(examples: pd.DataFrame, k_shot: int, pool: pd.DataFrame | None = None
+                     ) -> ExemplarChoice:
+    """The profile's ``k_shot`` exemplars from the file when every relation has enough (twice
+    as many for a full audit, whose halves are each other's exemplars; ``k_shot`` outside the
+    sample for a sampled one, whose ``pool`` is the rest), else the most shots down to
+    :data:`MIN_SHOTS` every relation allows, else ``k_shot`` from the built-in fact set."""
+    counted = pool if pool is not None else examples
+    relations = (examples["relation"].astype(str) if "relation" in examples
+                 else pd.Series("all", index=examples.index))
+    have = {r: int((counted["relation"].astype(str) == r).sum()) if "relation" in counted
+            else len(counted) for r in relations.unique()}
+    smallest = min(have, key=have.get)
+    fewest = have[smallest]
+    per_shot = 1 if pool is not None else 2
+    whose = f"relation {smallest!r} has" if "relation" in examples else "the file has"
+    said = (f"{whose} {fewest} judged example{'s' if fewest != 1 else ''}"
+            + (" outside the sample" if pool is not None else
+               " (each half's exemplars are the other half)"))
+    if fewest >= per_shot * k_shot:
+        return ExemplarChoice(k_shot)
+    if fewest >= per_shot * MIN_SHOTS:
+        k = fewest // per_shot
+        return ExemplarChoice(k, why=f"not {k_shot}-shot: {said}")
+    return ExemplarChoice(k_shot, builtin=True, why=(
+        f"{said}: too few for {MIN_SHOTS}-shot exemplars from the file"))
+
+
+def answer_type(question: str) -> str:
+    """The type of answer a question asks for: ``person``, ``place`` or ``other``."""
+    return next((kind for kind, rule in TYPE_OF_QUESTION if rule.match(question)), "other")
+
+
+def builtin_exemplars(facts: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """For each relation of ``facts``, :data:`BUILTIN_POOL` questions of the built-in fact set
+    (training split) whose answers are of the type most of the relation's questions ask for,
+    filed under that relation."""
+    table = build_offline_facts()
+    table = table[table["split"] == "train"]
+    parts = []
+    for relation, group in facts.groupby("relation", sort=True):
+        kind = group["question"].map(answer_type).value_counts().idxmax()
+        rows = table[table["relation"].isin(ANSWER_TYPES[kind])] if kind in ANSWER_TYPES \
+            else table
+        rows = rows.sample(min(BUILTIN_POOL, len(rows)),
+                           random_state=zlib.crc32(f"{seed}:{relation}".encode()))
+        parts.append(rows.assign(relation=relation, id="builtin:" + rows["id"]))
+    return pd.concat(parts, ignore_index=True)[COLUMNS]
+
+
 def label(examples: pd.DataFrame, model, tok, config: SlickConfig, cache_dir: str | Path,
           source: str = "audit", progress: bool = True,
-          exemplars: pd.DataFrame | None = None, slice_size: int = SLICE) -> pd.DataFrame:
+          exemplars: pd.DataFrame | None = None, slice_size: int = SLICE,
+          choice: ExemplarChoice | None = None) -> pd.DataFrame:
     """SliCK on every example, with exemplars of the same relation (when there is one) drawn
     from ``exemplars`` when given, else from the other half of ``examples`` (never an example
-    with the same question text as one being labelled); the work is cut
-    in cached slices of ``slice_size`` examples (the exemplar sets do not depend on the
-    slice). Returns the facts with P_correct, category and the model's answers, in the order
-    of ``examples``."""
+    with the same question text as one being labelled), or as ``choice`` says
+    (:func:`choose_exemplars` when not given: a small file gets fewer shots or built-in
+    exemplars). The work is cut in cached slices of ``slice_size`` examples (the exemplar
+    sets do not depend on the slice). Returns the facts with P_correct, category and the
+    model's answers, in the order of ``examples``."""
     facts = as_facts(examples, source)
-    need = config.k_shot if exemplars is not None else 2 * config.k_shot
-    pool_facts = as_facts(exemplars, source) if exemplars is not None else facts
-    for relation in facts["relation"].unique():
-        have = int((pool_facts["relation"] == relation).sum())
-        if have >= need:
-            continue
-        raise DataFileError(
-            f"relation {relation!r} has {have} examples outside the sample; "
-            f"{config.k_shot}-shot exemplars need at least {need} (sample fewer, or audit "
-            "the whole file)" if exemplars is not None else
-            f"relation {relation!r} has {have} examples; the audit draws "
-            f"{config.k_shot}-shot exemplars from the other half of the file, so it needs "
-            f"at least {need} examples per relation")
-    if exemplars is not None:
-        jobs = [(facts, pool_facts, Path(cache_dir) / "sample")]
+    choice = choice or choose_exemplars(examples, config.k_shot, exemplars)
+    config = replace(config, k_shot=choice.k_shot)
+    if choice.builtin:
+        jobs = [(facts, builtin_exemplars(facts, config.seed), Path(cache_dir) / "builtin")]
+    elif exemplars is not None:
+        jobs = [(facts, as_facts(exemplars, source), Path(cache_dir) / "sample")]
     else:
         # halves balanced within each relation: order by a seeded hash, then alternate
         key = facts["id"].map(lambda i: zlib.crc32(f"{config.seed}:{i}".encode()))
@@ -136,15 +206,12 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
     data = Path(data)
     examples = read_examples(data, shape, budget)
     table = examples.table
-    if table.empty:
-        raise DataFileError(
-            f"{data.name}: none of its {len(examples.data.records)} rows has an example SliCK "
-            f"can judge (skipped: {examples.auditable()['skipped_by_reason']})")
     group_by = list(group_by or [])
     missing = [c for c in group_by if c not in table]
-    if missing:
+    if missing and not table.empty:
         raise ParameterError(f"group_by column(s) {missing} not in {data.name} (columns: "
                              f"{sorted(c for c in table if c not in audit_data.EXAMPLE_COLUMNS)})")
+    group_by = [c for c in group_by if c in table]
     if "relation" in table and "relation" not in group_by:
         group_by.insert(0, "relation")
     if sample is not None and sample < 1:
@@ -155,33 +222,47 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
     sampled = draw_sample(table, sample, group_by, config.seed) if sample else table
     is_sample = len(sampled) < len(table)
     config = with_precision(config, device)
-    net, tok = load_model(model, device, config.precision)
-    labelled = label(sampled, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
-                     progress=progress,
-                     exemplars=table.drop(sampled.index) if is_sample else None)
-    audited = _evidence(sampled, labelled)
+    judged = examples.auditable()
+    choice = None
+    if table.empty:
+        audited = _evidence(table, None)
+    else:
+        choice = choose_exemplars(sampled, config.k_shot,
+                                  table.drop(sampled.index) if is_sample else None)
+        config = replace(config, k_shot=choice.k_shot)
+        net, tok = load_model(model, device, config.precision)
+        labelled = label(sampled, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
+                         progress=progress,
+                         exemplars=table.drop(sampled.index) if is_sample else None,
+                         choice=choice)
+        audited = _evidence(sampled, labelled)
 
     mix = _mix(audited, is_sample)
-    known = float(audited["known"].mean())
-    effect = expected_effect(fit, known, 1 - known,
-                             (mix["Unknown"]["low"], mix["Unknown"]["high"]) if is_sample
-                             else None)
+    effect = None
+    if len(audited):
+        known = float(audited["known"].mean())
+        effect = expected_effect(fit, known, 1 - known,
+                                 (mix["Unknown"]["low"], mix["Unknown"]["high"]) if is_sample
+                                 else None)
+    can_judge = judged["examples"] > 0 and judged["share"] >= MIN_JUDGED_SHARE
     report = {
         "data": str(data.resolve()), "model": model, "model_identity": resolve_model(model)[1],
         "format": {"container": examples.data.container, "shape": examples.shape},
         "slick": asdict(config), "budget": asdict(budget), "n_examples": len(audited),
-        "auditable": examples.auditable(),
+        "auditable": judged, "can_judge": can_judge,
         "sample": ({"n": len(audited), "of": len(table), "seed": config.seed,
                     "stratified_by": group_by, "interval": "Wilson 95 %"} if is_sample
                    else None),
-        "exemplars": ("same relation, " if "relation" in table else "whole file, ")
-        + ("examples not sampled" if is_sample else "other half"),
+        "exemplars": choice.describe(is_sample, "relation" in table) if choice else None,
+        "exemplar_fallback": choice.why if choice else None,
         "mix": mix,
         "by_group": {col: _group_mix(audited, col) for col in group_by},
         "most_unknown": _most_unknown(audited).to_dict("records"),
-        "expected_effect": effect, "recommendation": recommend(effect),
+        "expected_effect": effect,
+        "recommendation": (recommend(effect, judged["share"]) if can_judge
+                           else cannot_judge(judged)),
     }
-    files = {} if is_sample else _write_files(examples, audited, out_dir)
+    files = {} if is_sample or not can_judge else _write_files(examples, audited, out_dir)
     report["files"] = files | {name: str(audit_file(out_dir, name))
                                for name in ("examples", "skipped", "json", "report")}
     write_parquet(audited, audit_file(out_dir, "examples"))
@@ -192,6 +273,19 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
     return report
 
 
+def cannot_judge(judged: dict) -> dict:
+    """No advice for a file SliCK cannot judge enough of: what was judged, and why the rest
+    was not."""
+    top = audit_data.top_skips(judged)
+    return {"action": "none", "reason": (
+        f"The audit cannot judge this file: {judged['examples']} of its "
+        f"{judged['examples'] + judged['skipped']} examples "
+        f"({judged['share']:.0%}, under {MIN_JUDGED_SHARE:.0%}) are questions for a short fact "
+        f"SliCK can check{'; the rest are skipped: ' + top if top else ''}. Nothing is "
+        "recommended and no file is rewritten. If the file is factual after all, "
+        "--judge-all judges every example within the length budget.")}
+
+
 def check_fail_above(share: float) -> None:
     """A gate's threshold is a share of the examples, between 0 and 1."""
     if not 0 <= share <= 1:
@@ -199,23 +293,33 @@ def check_fail_above(share: float) -> None:
 
 
 def gate(report: dict, fail_above: float) -> tuple[bool, str]:
-    """Whether the audited file passes ``--fail-above``: the Unknown share (under a sample,
-    the lower end of its 95 % interval) must not exceed ``fail_above``. Returns (passed, why)."""
+    """Whether the audited file passes ``--fail-above``: the Unknown share of the judged
+    examples (under a sample, the lower end of its 95 % interval) must not exceed
+    ``fail_above``; a file the audit cannot judge does not pass. Returns (passed, why)."""
     check_fail_above(fail_above)
+    judged = report["auditable"]
+    if not report["can_judge"]:
+        return False, (f"the audit cannot judge this file ({judged['examples']} examples "
+                       f"judged, {judged['share']:.0%} of it), so it cannot pass --fail-above")
     unknown = report["mix"]["Unknown"]
     value, what = ((unknown["low"], "lower 95 % bound of the Unknown share")
                    if report["sample"] else (unknown["share"], "Unknown share"))
     passed = value <= fail_above
-    return passed, (f"{what} {value:.1%} {'is within' if passed else 'exceeds'} "
-                    f"--fail-above {fail_above:.1%}")
+    return passed, (f"{what} {value:.1%} of the judged examples ({judged['share']:.0%} of the "
+                    f"file) {'is within' if passed else 'exceeds'} --fail-above "
+                    f"{fail_above:.1%}")
 
 
-def _evidence(examples: pd.DataFrame, labelled: pd.DataFrame) -> pd.DataFrame:
+LABELS = ("category", "known", "p_correct_greedy", "p_correct_sample", "greedy_predictions",
+          "sample_predictions")
+
+
+def _evidence(examples: pd.DataFrame, labelled: pd.DataFrame | None) -> pd.DataFrame:
     """The examples with SliCK's labels and what they rest on: P_correct from greedy answers
-    and from samples, the answers themselves, and the accepted answer an answer matched."""
-    out = examples.reset_index(drop=True).assign(**{c: labelled[c].to_numpy() for c in (
-        "category", "known", "p_correct_greedy", "p_correct_sample", "greedy_predictions",
-        "sample_predictions")})
+    and from samples, the answers themselves, and the accepted answer an answer matched
+    (``labelled`` None: no example was judged)."""
+    out = examples.reset_index(drop=True).assign(**{
+        c: labelled[c].to_numpy() if labelled is not None else [] for c in LABELS})
     out["category"] = pd.Categorical(out["category"], categories=CATEGORIES)
     out["answers"] = out["answers"].map(list)
     out["greedy_predictions"] = out["greedy_predictions"].map(list)
@@ -232,7 +336,7 @@ def _mix(table: pd.DataFrame, with_interval: bool) -> dict:
     for c in CATEGORIES:
         n = int(mix.loc[c, "n"])
         est = stats.proportion(n, len(table)) if with_interval else None
-        out[c] = {"n": n, "share": float(mix.loc[c, "share"]),
+        out[c] = {"n": n, "share": float(mix.loc[c, "share"]) if len(table) else 0.0,
                   "low": est.low if est else None, "high": est.high if est else None}
     return out
 

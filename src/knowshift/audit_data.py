@@ -10,8 +10,9 @@ Row shapes (detected from the first row's fields, or forced with ``--format``):
 
 A conversation gives one example per user turn answered by the next assistant turn; system
 messages are kept as the example's ``context``. A row or turn SliCK cannot judge (an answer
-longer than a short-answer budget, a long prompt, no user → assistant pair, tool calls,
-non-text content, an empty answer, a turn marked ``weight: 0``) is **skipped with its reason**
+longer than a short-answer budget, a long prompt, a prompt that asks for no fact
+(:mod:`knowshift.audit_scope`), no user → assistant pair, tool calls, non-text content, an
+empty answer, a turn marked ``weight: 0``) is **skipped with its reason**
 and counted, never dropped silently. A row that is malformed for its shape (invalid JSON, a
 missing field, a wrong type) is an error: every such row is listed with its line or row
 number and nothing is audited until the file is fixed. The rows' other top-level fields with
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
-from . import audit_files
+from . import audit_files, audit_scope
 from .audit_files import DataFile
 from .errors import DataFileError, ParameterError
 from .schema import IDK_ANSWER
@@ -48,12 +50,15 @@ CONTENT_FIELDS = {"qa": ("question", "answer", "answers"), "chat": ("messages",)
 
 @dataclass(frozen=True)
 class Budget:
-    """What SliCK can judge by exact match: a short answer to a short question."""
+    """What SliCK can judge by exact match: a short answer to a short question, which asks for
+    a fact (:mod:`knowshift.audit_scope`) unless ``judge_all``."""
     max_answer_words: int = 10
     max_prompt_words: int = 128
+    judge_all: bool = False
 
     def __post_init__(self):
-        for name, value in vars(self).items():
+        for name in ("max_answer_words", "max_prompt_words"):
+            value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ParameterError(f"{name}={value!r}: give a whole number of words, at "
                                      "least 1")
@@ -81,6 +86,15 @@ class Examples:
                 "share": len(self.table) / self.n_candidates if self.n_candidates else 0.0,
                 "skipped_by_reason": {str(k): int(v) for k, v in
                                       self.skipped["reason"].value_counts().items()}}
+
+
+def top_skips(auditable: dict, n: int = 3) -> str:
+    """The commonest skip reasons of :meth:`Examples.auditable` with their counts, for the
+    first lines of a report."""
+    reasons = sorted(auditable["skipped_by_reason"].items(), key=lambda kv: -kv[1])
+    return "; ".join(f"{reason} ({count})" for reason, count in reasons[:n]) + (
+        f"; and {len(reasons) - n} other reason{'s' if len(reasons) > n + 1 else ''}"
+        if len(reasons) > n else "")
 
 
 def detect(record: dict) -> str | None:
@@ -203,7 +217,7 @@ def _judge(question: str, answer: str, budget: Budget) -> str | None:
     n = budget.max_prompt_words
     if _longer(question.strip(), n):
         return f"prompt longer than {n} words ({CHARS_PER_WORD * n} characters)"
-    return None
+    return None if budget.judge_all else audit_scope.why_not(question, answer)
 
 
 def _qa(record: dict, budget: Budget):
@@ -344,3 +358,29 @@ def _pairs(turns: list[tuple[str, str, str | None]], budget: Budget):
         first = next((t for r, t, _ in turns if r == "user"), "")
         skips.append((0, "no user→assistant pair", first))
     return examples, skips
+
+
+def check_on_labels(folder) -> pd.DataFrame:
+    """The applicability check (:mod:`knowshift.audit_scope`) against hand labels: one row
+    per example (an assistant turn answering a user turn) of the labelled files in ``folder`` (any shape the audit reads, each row with
+    ``kind`` and ``expected``: one ``fact``/``other`` per such turn), with ``factual`` (the
+    label), ``in_budget`` (within the length budget), ``judged`` (by a default audit) and
+    ``reason`` (why not)."""
+    rows = []
+    for path in sorted(p for p in Path(folder).iterdir() if p.suffix in (".jsonl", ".json")):
+        every = read_examples(path, budget=Budget(judge_all=True))
+        default = read_examples(path)
+        skipped = every.skipped[~every.skipped["reason"].str.startswith("no user")]
+        turns = pd.concat([every.table[["line", "turn"]], skipped[["line", "turn"]]])
+        reasons = {(r.line, r.turn): r.reason for r in default.skipped.itertuples()}
+        records = dict(zip(every.data.rows, every.data.records))
+        for line, group in turns.groupby("line"):
+            labels = records[line]["expected"].split()
+            for turn, label in zip(sorted(group["turn"]), labels, strict=True):
+                reason = reasons.get((line, turn))
+                rows.append({"file": path.name, "line": line, "turn": turn,
+                             "kind": records[line]["kind"], "factual": label == "fact",
+                             "in_budget": ((every.table["line"] == line)
+                                           & (every.table["turn"] == turn)).any(),
+                             "judged": reason is None, "reason": reason})
+    return pd.DataFrame(rows)

@@ -63,25 +63,29 @@ def expected_effect(fit: dict, known_share: float, unknown_share: float,
             "unknown_effect": effect, "unknown_effect_ci": ci, "fit": fit}
 
 
-def recommend(effect: dict) -> dict:
+def recommend(effect: dict, judged_share: float = 1.0) -> dict:
     """Filter, relabel as IDK, or stop early, from the numbers: act on the Unknown examples only
     if their expected effect is harmful (CI below zero when there is one) and at least
     :data:`MATERIAL_POINTS`; filter if at least :data:`MIN_KNOWN_TO_FILTER` of the data would
-    remain, otherwise relabel them "I don't know". Else, early stopping is enough."""
+    remain, otherwise relabel them "I don't know". Else, early stopping is enough. The shares
+    are of the judged examples, ``judged_share`` of the file (the rest is never changed)."""
     e, ci = effect["unknown_effect"], effect["unknown_effect_ci"]
     harmful = (ci[1] < 0) if ci is not None else e < 0
     material = -e >= MATERIAL_POINTS
-    share = f"{effect['unknown_share']:.0%} of the examples are Unknown"
+    share = (f"{effect['unknown_share']:.0%} of the examples are Unknown" if judged_share >= 1
+             else f"{effect['unknown_share']:.0%} of the judged examples ({judged_share:.0%} "
+                  "of the file; the rest is neither judged nor changed) are Unknown")
+    data = "the data" if judged_share >= 1 else "the judged examples"
     span = f" (95 % CI {ci[0]:.1f} to {ci[1]:.1f})" if ci is not None else ""
     if harmful and material:
         if effect["known_share"] >= MIN_KNOWN_TO_FILTER:
             return {"action": "filter", "reason": (
                 f"{share}; fitting them is expected to cost {-e:.1f} accuracy points{span}. "
-                f"Filtering them keeps {effect['known_share']:.0%} of the data (use filtered "
+                f"Filtering them keeps {effect['known_share']:.0%} of {data} (use filtered "
                 "file).")}
         return {"action": "relabel as IDK", "reason": (
             f"{share}; fitting them is expected to cost {-e:.1f} accuracy points{span}, and "
-            f"filtering would keep only {effect['known_share']:.0%} of the data. Relabel them "
+            f"filtering would keep only {effect['known_share']:.0%} of {data}. Relabel them "
             "\"I don't know\" instead (use the IDK file).")}
     why = ("no Unknown examples" if effect["unknown_share"] == 0 else
            f"the expected cost of fitting them is {-e:.1f} points{span}, "

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import figures
+from .audit_data import top_skips
 from .params import shown_value
 from .schema import CATEGORIES
 
@@ -76,18 +77,19 @@ def render_html(report: dict, table: pd.DataFrame, skipped: pd.DataFrame,
     """The report page for ``report`` (see :func:`knowshift.audit.run`), its labelled
     ``table`` and ``skipped`` turns, with one category-mix figure overall and one per
     ``group_by`` column of at most :data:`MAX_FIGURE_GROUPS` values."""
-    figs = [("Category mix", figures.audit_mix(table, None))]
+    figs = [("Category mix", figures.audit_mix(table, None))] if len(table) else []
     figs += [(f"Category mix by {col}", figures.audit_mix(table, col)) for col in group_by
-             if table[col].nunique() <= MAX_FIGURE_GROUPS]
+             if len(table) and table[col].nunique() <= MAX_FIGURE_GROUPS]
     images = [(title, _png(fig)) for title, fig in figs]
     plt.close("all")
     script = _ENV.get_template("audit_table.js").render()
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    effect = report["expected_effect"]
     return _ENV.get_template("audit_report.html.j2").render(
         name=Path(report["data"]).name, model=shown_value("model", report["model"]),
-        report=report, rec=report["recommendation"],
-        effect=report["expected_effect"], fit=report["expected_effect"]["fit"],
-        ci=report["expected_effect"]["unknown_effect_ci"], images=images,
+        report=report, rec=report["recommendation"], top_skips=top_skips(report["auditable"]),
+        effect=effect, fit=effect["fit"] if effect else None,
+        ci=effect["unknown_effect_ci"] if effect else None, images=images,
         categories=CATEGORIES, mix=report["mix"], sample=report["sample"],
         auditable=report["auditable"], group_by=group_by,
         rows=_evidence_rows(table, group_by), n_rows=len(table), shown=SHOWN_EXAMPLES,

@@ -56,15 +56,18 @@ def main(argv: list[str] | None = None) -> int:
         "format. DATA is a .jsonl, .json (array), .csv or .parquet file, or a Hugging Face "
         "dataset folder (save_to_disk); its rows are question/answer(s), chat 'messages', "
         "ShareGPT 'conversations' or Alpaca instruction/input/output, detected from the rows. "
-        "Turns SliCK cannot judge (long answers, tool calls, no user->assistant pair) are "
-        "skipped and counted. SliCK's settings, the model and the device come from --profile "
-        "unless given here.",
+        "Turns SliCK cannot judge (a prompt that asks for no short fact: chit-chat, advice, "
+        "creative or text tasks, follow-ups; long answers, tool calls, no user->assistant "
+        "pair) are skipped and counted; advice and --fail-above rest on the judged examples, "
+        "and a file less than a quarter judged gets none. SliCK's settings, the model and "
+        "the device come from --profile unless given here.",
         epilog="exit codes:\n"
         f"  {audit_mod.EXIT_OK}  audited (and, with --fail-above, the Unknown share is within it)\n"
         f"  {audit_mod.EXIT_ERROR}  nothing audited: a bad file, parameter, model or device "
         "(one line on stderr)\n"
         f"  {audit_mod.EXIT_GATE}  audited, but the Unknown share (its lower 95 % bound under "
-        "--sample) exceeds --fail-above;\n     the report and files are written")
+        "--sample) exceeds --fail-above,\n     or the audit cannot judge the file; the report "
+        "and files are written")
     audit.add_argument("data", metavar="DATA", help="the fine-tuning file (or dataset folder)")
     audit.add_argument("--format", dest="shape", choices=audit_data.SHAPES,
                        help="the rows' shape, when detection from the first row is wrong")
@@ -79,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                             "(default: %(default)s)")
     audit.add_argument("--max-prompt-words", type=int, default=Budget.max_prompt_words,
                        help="skip prompts longer than this (default: %(default)s)")
+    audit.add_argument("--judge-all", action="store_true",
+                       help="judge every example within the length budget, not only questions "
+                            "for a short fact (for a file you know is factual)")
     audit.add_argument("--profile", default=DEFAULT_PROFILE,
                        help="profile whose model, device and SliCK settings to use "
                             f"(default: {DEFAULT_PROFILE}; see `knowshift params`)")
@@ -154,16 +160,21 @@ def _audit(args) -> int:
     report = audit_mod.run(args.data, params.model, params.device,
                            SlickConfig.from_params(params), args.out, args.group_by, study,
                            shape=args.shape, sample=args.sample,
-                           budget=Budget(args.max_answer_words, args.max_prompt_words))
+                           budget=Budget(args.max_answer_words, args.max_prompt_words,
+                                         args.judge_all))
     a = report["auditable"]
-    print(f"[knowshift] {a['rows']} rows ({report['format']['shape']}): {a['examples']} "
-          f"auditable examples, {a['skipped']} skipped ({a['share']:.0%} auditable)")
+    print(f"[knowshift] {a['rows']} rows ({report['format']['shape']}): {a['examples']} of "
+          f"{a['examples'] + a['skipped']} examples judged ({a['share']:.0%}), {a['skipped']} "
+          "skipped" + (f": {audit_data.top_skips(a)}" if a["skipped"] else ""))
+    if report["exemplar_fallback"]:
+        print(f"[knowshift] exemplars: {report['exemplars']} ({report['exemplar_fallback']})")
     sample = report["sample"]
     shares = ", ".join(f"{c} {v['share']:.0%}" + (f" [{v['low']:.0%}, {v['high']:.0%}]"
                                                   if sample else "")
                        for c, v in report["mix"].items())
     what = f"a sample of {sample['n']} of {sample['of']}" if sample else report["n_examples"]
-    print(f"[knowshift] audited {what} examples: {shares}")
+    if report["n_examples"]:
+        print(f"[knowshift] audited {what} judged examples: {shares}")
     rec = report["recommendation"]
     print(f"[knowshift] recommendation: {rec['action']}: {rec['reason']}")
     for name, path in report["files"].items():
