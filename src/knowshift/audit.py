@@ -27,7 +27,7 @@ from .answers import matched
 from .audit_data import Budget, Examples, read_examples
 from .audit_effect import expected_effect, recommend, study_fit
 from .audit_report import furthest_from_known, render_html
-from .errors import DataFileError, ParameterError
+from .errors import ParameterError
 from .files import write_json, write_parquet, write_table, write_text
 from .layout import AUDIT_CACHE, RunFolder, audit_file, audit_folder
 from .models import check_source, load_model, resolve_model, with_precision
