@@ -227,14 +227,12 @@ def run(data: str | Path, model: str, device: str, config: SlickConfig,
     if table.empty:
         audited = _evidence(table, None)
     else:
-        choice = choose_exemplars(sampled, config.k_shot,
-                                  table.drop(sampled.index) if is_sample else None)
+        rest = table.drop(sampled.index) if is_sample else None
+        choice = choose_exemplars(sampled, config.k_shot, rest)
         config = replace(config, k_shot=choice.k_shot)
         net, tok = load_model(model, device, config.precision)
         labelled = label(sampled, net, tok, config, out_dir / AUDIT_CACHE, source=data.name,
-                         progress=progress,
-                         exemplars=table.drop(sampled.index) if is_sample else None,
-                         choice=choice)
+                         progress=progress, exemplars=rest, choice=choice)
         audited = _evidence(sampled, labelled)
 
     mix = _mix(audited, is_sample)

@@ -362,10 +362,10 @@ def _pairs(turns: list[tuple[str, str, str | None]], budget: Budget):
 
 def check_on_labels(folder) -> pd.DataFrame:
     """The applicability check (:mod:`knowshift.audit_scope`) against hand labels: one row
-    per example (an assistant turn answering a user turn) of the labelled files in ``folder`` (any shape the audit reads, each row with
-    ``kind`` and ``expected``: one ``fact``/``other`` per such turn), with ``factual`` (the
-    label), ``in_budget`` (within the length budget), ``judged`` (by a default audit) and
-    ``reason`` (why not)."""
+    per example (an assistant turn answering a user turn) of the labelled files in ``folder``
+    (any shape the audit reads, each row with ``kind`` and ``expected``: one ``fact``/``other``
+    per such turn), with ``factual`` (the label), ``in_budget`` (within the length budget),
+    ``judged`` (by a default audit) and ``reason`` (why not)."""
     rows = []
     for path in sorted(p for p in Path(folder).iterdir() if p.suffix in (".jsonl", ".json")):
         every = read_examples(path, budget=Budget(judge_all=True))
@@ -373,6 +373,7 @@ def check_on_labels(folder) -> pd.DataFrame:
         skipped = every.skipped[~every.skipped["reason"].str.startswith("no user")]
         turns = pd.concat([every.table[["line", "turn"]], skipped[["line", "turn"]]])
         reasons = {(r.line, r.turn): r.reason for r in default.skipped.itertuples()}
+        in_budget = set(zip(every.table["line"], every.table["turn"]))
         records = dict(zip(every.data.rows, every.data.records))
         for line, group in turns.groupby("line"):
             labels = records[line]["expected"].split()
@@ -380,7 +381,6 @@ def check_on_labels(folder) -> pd.DataFrame:
                 reason = reasons.get((line, turn))
                 rows.append({"file": path.name, "line": line, "turn": turn,
                              "kind": records[line]["kind"], "factual": label == "fact",
-                             "in_budget": ((every.table["line"] == line)
-                                           & (every.table["turn"] == turn)).any(),
+                             "in_budget": (line, turn) in in_budget,
                              "judged": reason is None, "reason": reason})
     return pd.DataFrame(rows)
