@@ -2,11 +2,14 @@
 the next token's logits are float32 whatever the weights' dtype. On the tiny random Llama of
 ``conftest`` (no download, seconds)."""
 
+import numpy as np
 import torch
+from scipy import stats
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from knowshift import work
-from knowshift.generation import _batch_cache, _prefix_states, complete_many
+from knowshift.generation import (_batch_cache, _prefix_states, complete_many, sample,
+                                  sample_keys, uniforms)
 from knowshift.schema import format_exemplars, format_question
 
 
@@ -77,3 +80,41 @@ def test_the_work_recorded_is_what_the_batches_did(sentencepiece_model):
     assert t.budget_tokens == 40 * 4 and t.generated_tokens <= t.budget_tokens
     assert t.decode_steps <= 3 * 4 and t.forward_passes == t.decode_steps + 1   # + the prefix
     assert len(answers[0]) == 10 and all(len(a) == 4 for a in answers[0])
+
+
+def test_samples_depend_on_neither_batch_size_company_nor_the_other_questions(
+        sentencepiece_model):
+    """A prompt's sampled answers are keyed by its group's seed and its own ids: the same at 4
+    rows per batch and at 64, beside another group's rows, and when its group asks fewer
+    questions (as SliCK's sampled pass does), so a study cut into other batches or jobs draws
+    alike."""
+    net, tok = sentencepiece_model
+    questions = [format_question(f"What is the capital of country {i}?") for i in range(12)]
+
+    def draw(groups, batch_size):
+        return complete_many(net, tok, groups, temperature=1.0, num_samples=4, top_k=20,
+                             batch_size=batch_size)
+
+    small = draw([(PREFIXES[0], questions, [5] * 12, 11)], 4)[0]
+    large = draw([(PREFIXES[1], questions[:5], [5] * 5, 12),
+                  (PREFIXES[0], questions, [5] * 12, 11)], 64)[1]
+    fewer = draw([(PREFIXES[0], questions[3:6], [5] * 3, 11)], 64)[0]
+    assert small == large and fewer == small[3:6]
+    assert len({a for answers in small for a in answers}) > 12       # the draws do spread
+    assert draw([(PREFIXES[0], questions, [5] * 12, 12)], 64)[0] != small   # another seed
+
+
+def test_inverse_cdf_draws_follow_the_softmax_among_the_top_k():
+    """The counter-based uniforms are uniform, differ from step to step, and turned into tokens
+    they follow the tempered softmax over the k likeliest tokens (20,000 draws)."""
+    n = 20_000
+    keys = np.concatenate([sample_keys(3, [i, 7], 1) for i in range(n)])
+    first, second = uniforms(keys, 0), uniforms(keys, 1)
+    assert stats.kstest(first, "uniform").pvalue > 1e-3
+    assert abs(np.corrcoef(first, second)[0, 1]) < 0.03
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]]).repeat(n, 1)
+    drawn = sample(logits, 0.7, 4, torch.from_numpy(first)).numpy()
+    counts = np.bincount(drawn, minlength=6)
+    assert counts[4:].sum() == 0                                # outside the top 4: never
+    expected = torch.softmax(logits[0, :4].double() / 0.7, dim=0).numpy() * n
+    assert stats.chisquare(counts[:4], expected).pvalue > 1e-3

@@ -8,7 +8,9 @@ of one prompt share its pass; and a row leaves the batch as soon as its answer l
 token holding a newline, or end of sequence) or its token budget is spent, so short answers do
 not wait for the longest one (``model.generate`` keeps finished rows to the end, about half of
 the decoding steps here). Greedy answers are those of plain ``generate`` (``complete_naive``,
-the reference). The model's layers run under the autocast :func:`knowshift.models.load_model`
+the reference). Sampled answers are drawn by inverse CDF from uniforms of a counter-based stream
+keyed by the group's seed, the prompt's ids, the copy and the step, so they do not depend on the
+batch size or on what a prompt is batched with. The model's layers run under the autocast :func:`knowshift.models.load_model`
 chose, one autocast region per call so that the weights are cast once, not at every step; the
 next token's logits are computed in float32 on every device (bf16 weights included), so greedy
 choices are not made on rounded scores. Batches hold up to ``batch_size`` rows (prompts x
@@ -21,6 +23,9 @@ draft) saved nothing here: the guess's tokens cost the prompt pass what they sav
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, GenerationConfig
@@ -50,25 +55,67 @@ def stop_mask(tok, size: int) -> torch.Tensor:
     return cached
 
 
-def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, groups, generators,
+_GOLDEN = 0x9E3779B97F4A7C15
+_WORD = (1 << 64) - 1
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on an array of uint64 (arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def sample_keys(seed: int, ids: list[int], copies: int) -> np.ndarray:
+    """One key per sampled copy of a prompt, from its group's seed and the prompt's ids alone
+    (not its batch, its place in the batch or the group's other prompts)."""
+    digest = hashlib.blake2b(np.asarray([seed, *ids], dtype=np.int64).tobytes(),
+                             digest_size=8).digest()
+    base = int.from_bytes(digest, "little")
+    return _mix(np.array([(base + k * _GOLDEN) & _WORD for k in range(copies)],
+                         dtype=np.uint64))
+
+
+def uniforms(keys: np.ndarray, step: int) -> np.ndarray:
+    """A uniform in [0, 1) per key for decode step ``step``: a counter-based stream, so a row's
+    draw at a step depends on its key and the step only."""
+    x = _mix(keys + np.uint64(((step + 1) * _GOLDEN) & _WORD))
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def sample(logits: torch.Tensor, temperature: float, top_k: int, u: torch.Tensor
+           ) -> torch.Tensor:
+    """Per row, the token whose cumulative probability first exceeds ``u`` (inverse-CDF
+    sampling at ``temperature``; ``top_k`` > 0 keeps the k likeliest tokens only)."""
+    scores, index = logits / temperature, None
+    if 0 < top_k < scores.shape[-1]:
+        scores, index = scores.topk(top_k, dim=-1)
+    cdf = torch.softmax(scores, dim=-1).cumsum(-1)
+    at = (u.to(cdf.dtype) * cdf[:, -1])[:, None]
+    token = torch.searchsorted(cdf, at, right=True).clamp_(max=cdf.shape[-1] - 1)
+    return (token if index is None else index.gather(1, token)).squeeze(1)
+
+
+def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, keys,
             copies: int = 1) -> list[list[int]]:
     """Greedy (or sampled) continuation of a left-padded batch, ``copies`` continuations per
     prompt (row ``j * copies + k`` is copy ``k`` of prompt ``j``; the prompt is computed once and
     its cache copied); each row is dropped from the batch, key/value cache included, once it has
-    stopped. Rows sample from ``generators[group]``, so a group's draws do not depend on what
-    it is batched with. ``top_k`` (0: off) samples among the k likeliest tokens only. The
-    chosen tokens are the one thing read back from the device per step: which rows go on is
-    decided on the host, and index tensors go to the device only when the batch shrinks."""
+    stopped. Row ``r`` samples with the uniforms of ``keys[r]`` (:func:`sample_keys`), so its
+    draws do not depend on what it is batched with. ``top_k`` (0: off) samples among the k
+    likeliest tokens only. The chosen tokens are the one thing read back from the device per
+    step: which rows go on is decided on the host, and index tensors (and the step's uniforms)
+    go to the device."""
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     weight = head.weight.float()               # no copy when the head is float32 already
     bias = None if head.bias is None else head.bias.float()
     device, n_rows = ids.device, ids.shape[0] * copies
     rows = torch.arange(n_rows)
-    groups = torch.tensor(groups).repeat_interleave(copies)
     left = torch.tensor(budgets).repeat_interleave(copies)
     position = (mask.cumsum(1) - 1).clamp(min=0)[:, -ids.shape[1]:]
     steps: list[tuple[torch.Tensor, torch.Tensor]] = []          # (rows, tokens) per step
-    members = None                                                # per group, its batch rows
     step = ids
     while True:
         with autocast(model):
@@ -83,18 +130,8 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, groups, 
             position = position.repeat_interleave(copies, dim=0)
             copies = 1
         if temperature > 0:
-            scores = logits / temperature
-            if 0 < top_k < scores.shape[-1]:
-                kth = scores.topk(top_k, dim=-1).values[:, -1:]
-                scores = scores.masked_fill(scores < kth, float("-inf"))
-            probs = torch.softmax(scores, dim=-1)
-            if members is None:
-                members = {g: (groups == g).nonzero().squeeze(1).to(device)
-                           for g in groups.unique().tolist()}
-            token = torch.empty(len(rows), dtype=torch.long, device=device)
-            for g, picked in members.items():
-                token[picked] = torch.multinomial(probs[picked], 1,
-                                                  generator=generators[g]).squeeze(1)
+            u = torch.from_numpy(uniforms(keys, len(steps))).to(device)
+            token = sample(logits, temperature, top_k, u)
         else:
             token = logits.argmax(-1)
         chosen = token.cpu()                   # the step's one read from the device
@@ -108,9 +145,10 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, groups, 
             keep = going.nonzero().squeeze(1)
             on = keep.to(device)
             cache.batch_select_indices(on)
-            rows, left, groups = rows[keep], left[keep], groups[keep]
+            rows, left = rows[keep], left[keep]
+            if keys is not None:
+                keys = keys[keep.numpy()]
             token, mask, position = token[on], mask[on], position[on]
-            members = None
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         position = position[:, -1:] + 1
         step = token[:, None]
@@ -228,7 +266,6 @@ def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_si
     for key in states:
         states[key] = _prefix_states(model, list(key))
     count(**prefix_work(heads))
-    generators = [torch.Generator(device=device).manual_seed(seed) for *_, seed in groups]
     stop = stop_mask(tok, model.config.vocab_size)
     answers = [[[] for _ in suffixes] for _, suffixes, _, _ in groups]
     for picked in cut:
@@ -243,9 +280,11 @@ def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_si
             mask[j, prefix_width + width - len(row):] = 1
         cache = _batch_cache(model, [states[tuple(heads[g])] for g, *_ in picked],
                              prefix_width)
+        keys = None if temperature <= 0 else np.concatenate(
+            [sample_keys(groups[g][3], heads[g] + row, num_samples) for g, _, row, _ in picked])
         tokens = _decode(model, ids.to(device), mask.to(device), cache,
-                         [b for *_, b in picked], stop, temperature, top_k,
-                         [g for g, *_ in picked], generators, copies=num_samples)
+                         [b for *_, b in picked], stop, temperature, top_k, keys,
+                         copies=num_samples)
         texts = tok.batch_decode(tokens, skip_special_tokens=True)
         for j, (g, i, _, _) in enumerate(picked):
             answers[g][i] = [first_line(t) for t in texts[j * num_samples:(j + 1) * num_samples]]
