@@ -126,22 +126,19 @@ class SlickCache:
         return [pd.read_parquet(p) for p in paths]
 
 
-def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int, fit: bool = False
+def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
            ) -> list[list[tuple[str, int]]]:
-    """Consecutive chunks grouped so that small relations share batches; fixed by the chunk
-    list alone, so a resumed run batches alike. By default a group closes once it holds at
-    least ``size`` rows; with ``fit`` it closes before the chunk that would take it past
-    ``size`` (one batch, no small tail batch; a chunk larger than a batch stands alone)."""
+    """Consecutive chunks grouped while a group fits in ``size`` rows (one batch), so that small
+    relations share a batch and a block leaves no small tail batch; a chunk larger than a batch
+    stands alone. Fixed by the chunk list alone: a resumed run batches alike (and no answer
+    depends on the cut: :mod:`knowshift.generation`)."""
     out, current, n = [], [], 0
     for chunk in chunks:
-        if fit and current and n + rows[chunk[0]] > size:
+        if current and n + rows[chunk[0]] > size:
             out.append(current)
             current, n = [], 0
         current.append(chunk)
         n += rows[chunk[0]]
-        if not fit and n >= size:
-            out.append(current)
-            current, n = [], 0
     return out + ([current] if current else [])
 
 
@@ -180,16 +177,13 @@ class Prompts:
         undecided = set(p_greedy[p_greedy == 0].index)
         return {r: g["id"].isin(undecided).to_numpy() for r, g in self.groups.items()}
 
-    def blocks(self, questions: dict[str, np.ndarray], n: int, temperature: float
-               ) -> list[list[tuple[str, int]]]:
+    def blocks(self, questions: dict[str, np.ndarray], n: int) -> list[list[tuple[str, int]]]:
         """The chunks (relation, exemplar set) of the questions ``questions`` selects, in the
-        blocks that run together (:func:`blocks`), ``n`` answers per prompt. Greedy blocks fit
-        one batch; sampled blocks keep the older grouping, since a chunk's draws still depend
-        on how its rows are split over batches (a new cut would change sampled answers)."""
+        blocks that run together (:func:`blocks`), ``n`` answers per prompt."""
         chunks = [(r, i) for r in self.relations if questions[r].any()
                   for i in range(self.config.n_exemplar_sets)]
         rows = {r: int(questions[r].sum()) * n for r in self.relations}
-        return blocks(chunks, rows, self.config.batch_size, fit=temperature == 0)
+        return blocks(chunks, rows, self.config.batch_size)
 
     def block(self, block, questions: dict[str, np.ndarray]) -> list[tuple]:
         """The groups ``(prefix, suffixes, budgets, seed)`` of one block, for
@@ -234,7 +228,7 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
             return _run_mode(mode, questions, temperature, n, desc)
 
     def _run_mode(mode, questions, temperature, n, desc):
-        todo = ask.blocks(questions, n, temperature)
+        todo = ask.blocks(questions, n)
         n_chunks = sum(len(block) for block in todo)
         size = [sum(int(questions[r].sum()) * n for r, _ in block) for block in todo]
         cached = [cache.has(mode, block) for block in todo]

@@ -187,7 +187,7 @@ def _slick_phases(tok, study, pool, config, table, scale: float = 1.0, stage: st
              config.temperature, config.n_samples)):
         phase = Phase(stage, f"slick {mode}", exact=mode == "greedy" or p_greedy is not None)
         calls, lengths = [], []
-        for block in ask.blocks(questions, n, temperature):
+        for block in ask.blocks(questions, n):
             calls.append(ask.block(block, questions))
             lengths.append([[x for x, k in zip(likely[r], questions[r]) if k] for r, _ in block])
         _generation(phase, tok, calls, temperature, n, config.batch_size, lengths)
