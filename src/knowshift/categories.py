@@ -11,11 +11,15 @@ from .files import write_parquet
 from .layout import RunFolder
 from .stats import estimate, mean
 
+COLUMNS = ["train_set", "checkpoint", "epoch", "test_category", "accuracy", "low", "high", "n",
+           "seeds"]
+
 
 def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
                          test_set: str = "test") -> pd.DataFrame:
     """Long table: train set category, checkpoint, test category (plus ``All``), accuracy with
-    ``low``/``high``, ``n`` questions, ``seeds`` and the mean checkpoint ``epoch``."""
+    ``low``/``high``, ``n`` questions, ``seeds`` and the mean checkpoint ``epoch`` (no rows
+    when the profile runs no category-pure set)."""
     pure = checkpoints[checkpoints["kind"] == "pure"]
     test = results[results["set"] == test_set].drop(columns=["category"], errors="ignore")
     if "seed" not in test.columns:
@@ -33,7 +37,7 @@ def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
                          "low": est.low, "high": est.high,
                          "n": int(group.groupby("seed").size().iloc[0]),
                          "seeds": group["seed"].nunique()})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def run_stage(run_dir) -> pd.DataFrame:

@@ -146,8 +146,18 @@ def regression(points: pd.DataFrame, fits: dict):
     return fig
 
 
+def _not_run(message: str):
+    """A figure that says what this profile did not run (the page keeps its figure)."""
+    fig, ax = plt.subplots(figsize=(8, 1.2))
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+
+
 def category_heatmap(table: pd.DataFrame):
     """Test accuracy by test category for each category-pure fine-tuning set."""
+    if table.empty:
+        return _not_run("No category-pure sets in this profile (pure_categories is empty)")
     order_rows = [f"D_{c}" for c in [*CATEGORIES, NATURAL]]
     order_cols = [*CATEGORIES, "All"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
@@ -167,6 +177,8 @@ def mitigations(summary: pd.DataFrame):
     """Plain vs filtered vs IDK-relabelled sets: accuracy, answer rate and accuracy on
     answered questions, means over seeds with 95 % intervals. ``summary``:
     :func:`knowshift.mitigations.summary`."""
+    if summary.empty:
+        return _not_run("No mitigation sets in this profile (mitigation_shares is empty)")
     kinds = {"mix": "plain", "filtered": "Unknown filtered out", "idk": "Unknown relabelled IDK"}
     metrics = {"accuracy": "accuracy", "answer_rate": "answer rate",
                "accuracy_answered": "accuracy\non answered"}

@@ -14,12 +14,13 @@ from .scoring import summarize
 from .stats import summarize as over_seeds
 
 METRICS = ("accuracy", "answer_rate", "accuracy_answered")
+KEYS = ["seed", "variant", "kind", "unknown_share", "checkpoint", "epoch", "set"]
 
 
 def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
             sets: tuple[str, ...] = ("test", "ood")) -> pd.DataFrame:
     """One row per seed, variant, checkpoint and test set, for the mixes that have a
-    mitigation and their mitigations."""
+    mitigation and their mitigations (no rows when the profile runs no mitigation)."""
     if "seed" not in checkpoints.columns:
         checkpoints, results = checkpoints.assign(seed=0), results.assign(seed=0)
     shares = checkpoints.loc[checkpoints["kind"].isin(["filtered", "idk"]), "unknown_share"]
@@ -34,12 +35,14 @@ def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
             rows.append({"seed": cp["seed"], "variant": cp["variant"], "kind": cp["kind"],
                          "unknown_share": cp["unknown_share"], "checkpoint": cp["checkpoint"],
                          "epoch": cp["epoch"], "set": name, **stats.to_dict()})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*KEYS, *METRICS, "n"])
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Each metric's mean over seeds with its t interval (long: one row per metric)."""
     by = ["kind", "unknown_share", "checkpoint", "set"]
+    if table.empty:
+        return pd.DataFrame(columns=[*by, "value", "low", "high", "seeds", "metric"])
     return pd.concat([over_seeds(table, by, m).assign(metric=m) for m in METRICS],
                      ignore_index=True)
 
