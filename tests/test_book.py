@@ -158,3 +158,38 @@ def test_comparison_rows_follow_the_run(smoke_run):
     assert drop["effect"] == pytest.approx((hi - lo).mean())
     assert (run_dir / "book" / "html" / "_images").is_dir()
     assert "findings.png" in (run_dir / "book" / "html" / "results.html").read_text()
+
+
+def test_both_verdicts_the_build_and_the_deviations_are_on_the_pages(smoke_run):
+    """The results page gives each finding's verdict on direction and on size, with what the
+    run could detect; it and the front page say what built the numbers; the method chapter
+    declares each finding's scaling rule and what this run could see."""
+    run_dir, _ = smoke_run
+    table = comparison.compare(run_dir)
+    assert set(table["size_verdict"]) <= {*stats.SIZE_VERDICTS, "-"}
+    judged = table[table["verdict"] != "-"]
+    assert (judged["scale_rule"] != "-").all()
+    assert judged["detectable"].notna().any()
+    html = run_dir / "book" / "html"
+    results = (html / "results.html").read_text()
+    for text in ("Built with", "commit", "Where this run departs from the paper",
+                 "detectable (80 % power)", "In short", "no confirmatory replication"):
+        assert text in results, text
+    assert "Built with" in (html / "intro.html").read_text()
+    method = (html / "method.html").read_text()
+    assert "times our in-distribution β0 over the paper" in method
+    assert "needed to detect it" in method
+
+
+def test_a_replication_is_read_beside_the_reading_it_confirms(smoke_run):
+    """Finding by finding, whether the verdict on direction held in the confirmatory run."""
+    run_dir, _ = smoke_run
+    table = comparison.compare(run_dir)
+    same = comparison.side_by_side(table, table)
+    judged = int((table["verdict"] != "-").sum())
+    assert same.count("| held |") == judged
+    moved = table.copy()
+    first = moved.index[moved["verdict"] != "-"][0]
+    moved.loc[first, "verdict"] = (stats.DISAGREES if moved.loc[first, "verdict"] != stats.DISAGREES
+                                   else stats.AGREES)
+    assert comparison.side_by_side(table, moved).count("did not hold") == 1

@@ -107,12 +107,31 @@ def test_a_profile_file_is_checked(tmp_path):
     assert P.resolve(good).d_size == 96
 
 
+def test_a_profile_extends_another_and_a_bad_base_is_refused(tmp_path):
+    replication = P.resolve("replication")
+    assert replication.seeds == (5, 6, 7, 8, 9)
+    assert not set(replication.seeds) & set(P.resolve("reference").seeds)
+    assert replication.plain() | {"seeds": None} == P.resolve("reference").plain() | {
+        "seeds": None}                        # the same study set, SliCK and fine-tuning
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: replication\nepochs: 3\n")
+    assert (P.resolve(mine).epochs, P.resolve(mine).seeds) == (3, (5, 6, 7, 8, 9))
+    mine.write_text(f"extends: {mine}\n")
+    with pytest.raises(ParameterError, match="'extends' must name another profile"):
+        P.resolve(mine)
+    mine.write_text("extends: nonesuch\n")
+    with pytest.raises(ParameterError, match="unknown profile 'nonesuch'"):
+        P.resolve(mine)
+
+
 def test_profiles_hold_only_differences_from_the_defaults():
     for name in P.profile_names():
         text = resources.files("knowshift.profiles").joinpath(f"{name}.yaml").read_text()
         entries = yaml.safe_load(text) or {}
-        repeated = [k for k, v in entries.items() if P.check(k, v) == P.SCHEMA[k].default]
-        assert not repeated, f"profile {name} repeats the defaults of {repeated}"
+        base = P.read_profile(entries.pop(P.EXTENDS)) if P.EXTENDS in entries else {}
+        repeated = [k for k, v in entries.items()
+                    if P.check(k, v) == base.get(k, P.SCHEMA[k].default)]
+        assert not repeated, f"profile {name} repeats the values of {repeated}"
     # the workshop profile is the defaults
     assert P.read_profile("workshop") == {}
 

@@ -276,3 +276,21 @@ def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
     assert set(run.read("slick")["category"].dropna().astype(str)) <= {
         "HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown"}
     assert run.read("checkpoints")["test_accuracy"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_a_profile_without_pure_or_mitigation_sets_runs_every_stage_and_its_book(tmp_path):
+    """A valid profile that runs no category-pure and no mitigation set: every analysis stage
+    and the book run, and the findings that need those sets say they were not run."""
+    from knowshift import comparison
+    run_dir = tmp_path / "run"
+    pipeline.run("smoke", run_dir, overrides={"pure_categories": [], "mitigation_shares": []},
+                 log=lambda line: None)
+    run = RunFolder(run_dir)
+    assert run.book_index().is_file()
+    assert run.read("accuracy_by_category").empty and run.read("mitigations").empty
+    table = comparison.compare(run_dir).set_index("finding")
+    skipped = table[table["ours"] == comparison.NOT_RUN[0]]
+    assert {"D_MaybeKnown gives the best overall accuracy",
+            "D_Unknown overfits most and is worst at CONVERGENCE"} <= set(skipped.index)
+    assert (skipped["verdict"] == "-").all() and (skipped["size_verdict"] == "-").all()

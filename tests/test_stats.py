@@ -94,3 +94,32 @@ def test_no_interval_no_verdict():
 def test_proportion_interval_is_wilson():
     est = stats.proportion(12, 40)
     assert est.value == 0.3 and 0.17 < est.low < 0.3 < est.high < 0.46
+
+
+@pytest.mark.parametrize("low, high, target, expected", [
+    # a harmful effect (target below zero)
+    (-0.12, -0.04, -0.08, stats.AS_LARGE), (-0.12, -0.08, -0.08, stats.AS_LARGE),
+    (-0.06, -0.01, -0.08, stats.SMALLER), (0.01, 0.05, -0.08, stats.SMALLER),
+    (-0.20, -0.10, -0.08, stats.LARGER), (-0.10, 0.02, -0.08, stats.UNDETERMINED),
+    (-0.10, 0.0, -0.08, stats.UNDETERMINED), (-0.05, 0.02, -0.08, stats.SMALLER),
+    # a helpful one (target above zero)
+    (0.05, 0.30, 0.23, stats.AS_LARGE), (0.02, 0.22, 0.23, stats.SMALLER),
+    (0.25, 0.40, 0.23, stats.LARGER), (-0.02, 0.30, 0.23, stats.UNDETERMINED),
+    (-0.30, -0.10, 0.23, stats.SMALLER)])
+def test_the_size_verdict_gives_each_of_its_four_answers_at_the_boundaries(
+        low, high, target, expected):
+    """Interval ends count as included: an end on zero leaves zero in, an end on the
+    paper's scaled effect leaves it in."""
+    est = stats.Estimate((low + high) / 2, low, high, "constructed")
+    assert stats.size_verdict(est, target) == expected
+
+
+def test_no_interval_or_no_scaled_effect_no_size_verdict():
+    assert stats.size_verdict(stats.Estimate(-0.1, np.nan, np.nan, "one seed"), -0.05) == "-"
+    assert stats.size_verdict(stats.Estimate(-0.1, -0.2, 0.0, "t"), np.nan) == "-"
+
+
+def test_the_chance_of_agreements_with_no_effect_anywhere():
+    assert stats.chance_verdicts(10, 0) == 1.0
+    assert abs(stats.chance_verdicts(10, 1) - (1 - 0.975 ** 10)) < 1e-12
+    assert stats.chance_verdicts(10, 4) < 1e-4

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from . import comparison
-from .errors import BookBuildError
+from .errors import BookBuildError, KnowshiftError
 from .layout import RunFolder
 
 PACKAGE_DIR = Path(__file__).parent
@@ -35,6 +35,25 @@ def sources_dir() -> Path:
 def toc_notebooks(sources: Path) -> list[str]:
     """Notebook chapters the table of contents asks for (``notebooks/<name>``, no suffix)."""
     return re.findall(r"file:\s*(notebooks/[\w.-]+)", (sources / "_toc.yml").read_text())
+
+
+# The profile whose run confirms another's, read with rules fixed before it ran: its findings
+# are shown beside the confirmed run's on the results page.
+CONFIRMED_BY = {"reference": "replication"}
+
+
+def confirmation(run_dir: str | Path) -> Path | None:
+    """The run folder that confirms ``run_dir`` (by :data:`CONFIRMED_BY`, beside it), when it
+    holds every product the comparison reads; else None."""
+    run = Path(run_dir).resolve()
+    other = CONFIRMED_BY.get(run.name)
+    if other is None:
+        return None
+    try:
+        comparison.RunTables(run.parent / other)
+    except KnowshiftError:
+        return None
+    return run.parent / other
 
 
 def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Path:
@@ -65,11 +84,25 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
         text = _fill_findings(workshop.read_text(), table, run.root.name)
         workshop.write_text(text.replace("{{ repository }}", repository_url(
             source / "_config.yml") or "<repository-url>"))
+    method = source / "method.md"
+    if method.is_file():
+        method.write_text(method.read_text().replace(
+            "{{ scaling_rules }}", comparison.rules_markdown()).replace(
+            "{{ power_table }}", comparison.power_markdown(table, run_dir)))
+    intro = source / "intro.md"
+    if intro.is_file():
+        intro.write_text(intro.read_text().replace(
+            "{{ run_summary }}", comparison.run_summary(run_dir)).replace(
+            "{{ build_summary }}", comparison.build_summary(run_dir)))
     results = source / "results.md"
     if results.is_file():
         text = results.read_text()
         text = text.replace("{{ run_summary }}", comparison.run_summary(run_dir))
+        text = text.replace("{{ build_summary }}", comparison.build_summary(run_dir))
+        text = text.replace("{{ report }}", comparison.report(table))
+        text = text.replace("{{ deviations }}", comparison.deviations(run_dir))
         text = text.replace("{{ comparison_table }}", comparison.markdown(table))
+        text = text.replace("{{ replication }}", _replication(run_dir, table))
         if "{{ findings_figure }}" in text:
             import matplotlib
             matplotlib.use("Agg")
@@ -116,6 +149,25 @@ def _configure_repository(config: Path) -> None:
         data.pop("repository", None)
         launch.update({"binderhub_url": "", "colab_url": "", "jupyterhub_url": ""})
     config.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _replication(run_dir, table) -> str:
+    """The results page's section on the confirmatory replication."""
+    other = confirmation(run_dir)
+    if other is None:
+        name = CONFIRMED_BY.get(Path(run_dir).resolve().name)
+        if name is None:
+            return ("This run has no confirmatory replication of its own: the book of the "
+                    + " and ".join(f"`{k}`" for k in CONFIRMED_BY) + " profile shows one "
+                    "beside its reading, with fresh fine-tuning seeds.")
+        return (f"The confirmatory replication (`{name}` profile) has not been run for this "
+                f"build: `make run PROFILE={name}`, then rebuild this book.")
+    return ("This run's verdicts were read before the rules of the method chapter were fixed, "
+            "so they are **exploratory**. The replication repeats the study with other "
+            "fine-tuning seeds (the same study set and SliCK labels), read with those rules: "
+            "it is the **confirmatory** reading.\n\n"
+            + comparison.run_summary(other) + "\n\n"
+            + comparison.side_by_side(table, comparison.compare(other)))
 
 
 def _fill_findings(text: str, table, run_name: str) -> str:

@@ -352,9 +352,13 @@ def profile_names() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
-def read_profile(name_or_path: str | Path) -> dict[str, Any]:
-    """A profile's own entries (its differences from the defaults), checked: by name
-    (``smoke``, ``workshop``, ``paper``) or by path to a YAML file."""
+EXTENDS = "extends"      # a profile's key naming the profile it starts from (not a parameter)
+
+
+def read_profile(name_or_path: str | Path, _within: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile's entries (its differences from the defaults, or from the profile its
+    ``extends`` names), checked: by name (``smoke``, ``workshop``, ``paper``) or by path to a
+    YAML file."""
     text_name = str(name_or_path)
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
@@ -372,7 +376,14 @@ def read_profile(name_or_path: str | Path) -> dict[str, Any]:
         raise ParameterError(f"profile {text_name!r} is not valid YAML ({err})") from err
     if not isinstance(data, dict):
         raise ParameterError(f"profile {text_name!r} must be a mapping of parameters")
-    return {k: check(k, v) for k, v in data.items()}
+    base = data.pop(EXTENDS, None)
+    own = {k: check(k, v) for k, v in data.items()}
+    if base is None:
+        return own
+    if not isinstance(base, str) or base in (*_within, text_name):
+        raise ParameterError(f"profile {text_name!r}: '{EXTENDS}' must name another profile "
+                             f"(not {base!r}: {' -> '.join((*_within, text_name, str(base)))})")
+    return read_profile(base, (*_within, text_name)) | own
 
 
 def resolve(profile: str | Path = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None

@@ -27,8 +27,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from traitlets.config import Config
 
-from . import facts, finetune_sets, models
-from .book import build, sources_dir
+from . import facts, finetune_sets, host, models
+from .book import build, confirmation, sources_dir
 from .errors import KnowshiftError, ParameterError, StageFailedError
 from .files import fingerprint, write_json
 from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
@@ -145,7 +145,8 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
             _execute(notebooks_dir() / stage.notebook, folder, injected)
         _check_products(folder, stage)
         write_json({"stage": stage.name, "stamp": step.stamp, **step.key,
-                    "products": _products_state(folder, stage.name)}, folder.stamp(stage.name))
+                    "products": _products_state(folder, stage.name),
+                    "built": host.built(step.key["params"])}, folder.stamp(stage.name))
         log(f"[knowshift] {stage.name}: done -> {folder.notebook(stage.name)}")
     if book if book is not None else stages is None:
         build_book(folder, steps[-1].stamp, force=force, log=log)
@@ -222,8 +223,10 @@ def _check_products(folder: RunFolder, stage: Stage) -> None:
 def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print) -> Path:
     """Build the book unless it is current (same stages, book sources and book code)."""
     sources = sources_dir()
+    beside = confirmation(folder.root)          # a replication shown beside this run
     stamp = fingerprint(upstream, code_key(["book"]), _files_hash(sources, (
-        p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)))
+        p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)),
+        beside and [_recorded(RunFolder(beside).stamp(n)).get("stamp") for n in STAGE_NAMES])
     stamp_file, index = folder.stamp("book"), folder.book_index()
     if not force and index.is_file() and _recorded(stamp_file).get("stamp") == stamp:
         log(f"[knowshift] book: current, skipped -> {index}")

@@ -13,17 +13,20 @@ One rule everywhere (book: method chapter, "How sure are the numbers"):
 
 A finding **agrees** when its interval excludes no effect on the paper's side, **disagrees**
 when it excludes no effect on the other side, and is **inconclusive at this size** otherwise.
+A second verdict reads the same interval against the paper's effect put on this model's scale
+(:func:`size_verdict`), and :func:`detectable` gives the smallest effect the interval's own
+standard error could have told from zero with 80 % power.
 Pure numpy/scipy/statsmodels: the analysis stages never import torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from scipy import stats
+from scipy import optimize, stats
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -33,11 +36,15 @@ VERDICTS = (AGREES, INCONCLUSIVE, DISAGREES)
 
 @dataclass(frozen=True)
 class Estimate:
-    """A number with its 95 % interval and how the interval was made."""
+    """A number with its 95 % interval and how the interval was made; ``se`` and ``df`` (the
+    standard error and the t degrees of freedom behind the interval, ``inf`` for a normal
+    one) say what effect the interval could have told from zero (:func:`detectable`)."""
     value: float
     low: float
     high: float
     method: str           # "t across N seeds", "bootstrap over N questions", "clustered OLS"
+    se: float = float("nan")
+    df: float = float("inf")
 
     def points(self, digits: int = 1) -> str:
         """``12.3 [8.1, 16.0]`` for a share or accuracy (0-1), in points."""
@@ -60,10 +67,11 @@ def across_seeds(values: Sequence[float]) -> Estimate:
     if len(v) == 1:
         return Estimate(float(v[0]), float("nan"), float("nan"), "one seed")
     if np.ptp(v) == 0:
-        return Estimate(float(v[0]), float(v[0]), float(v[0]), f"t across {len(v)} seeds")
+        return Estimate(float(v[0]), float(v[0]), float(v[0]), f"t across {len(v)} seeds",
+                        0.0, len(v) - 1)
     ci = stats.ttest_1samp(v, 0.0).confidence_interval(CONFIDENCE)
     return Estimate(float(v.mean()), float(ci.low), float(ci.high),
-                    f"t across {len(v)} seeds")
+                    f"t across {len(v)} seeds", float(stats.sem(v)), len(v) - 1)
 
 
 def bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable, paired: bool = True,
@@ -80,7 +88,8 @@ def bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable, paired: bool
                           n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE,
                           method="percentile", rng=np.random.default_rng(seed))
     ci = res.confidence_interval
-    return Estimate(value, float(ci.low), float(ci.high), f"bootstrap over {n} questions")
+    return Estimate(value, float(ci.low), float(ci.high), f"bootstrap over {n} questions",
+                    float(res.standard_error))
 
 
 def estimate(per_seed: Sequence[tuple[np.ndarray, ...]], statistic: Callable,
@@ -102,7 +111,7 @@ def clip(est: Estimate, low: float, high: float) -> Estimate:
     """``est`` with its interval cut to [low, high]."""
     if np.isnan(est.low):
         return est
-    return Estimate(est.value, max(est.low, low), min(est.high, high), est.method)
+    return replace(est, low=max(est.low, low), high=min(est.high, high))
 
 
 def mean(x, axis=-1):
@@ -133,6 +142,71 @@ def verdict(est: Estimate, direction: int) -> str:
     if high < 0:
         return DISAGREES
     return INCONCLUSIVE
+
+
+AS_LARGE, SMALLER, LARGER, UNDETERMINED = ("as large as the paper's", "smaller than the paper's",
+                                           "larger than the paper's", "undetermined")
+SIZE_VERDICTS = (AS_LARGE, SMALLER, LARGER, UNDETERMINED)
+POWER = 0.8
+
+
+def size_verdict(est: Estimate, target: float) -> str:
+    """How our interval reads against ``target``, the paper's effect on this model's scale:
+    *as large as the paper's* (excludes zero, includes the target), *smaller than the
+    paper's* (excludes the target, on zero's side of it), *larger than the paper's* (excludes
+    the target, beyond it) or *undetermined* (includes both); ``-`` without an interval or a
+    target. Interval ends count as included."""
+    if np.isnan(est.low) or np.isnan(est.high) or target is None or np.isnan(target):
+        return "-"
+    has_zero, has_target = est.low <= 0 <= est.high, est.low <= target <= est.high
+    if has_target:
+        return UNDETERMINED if has_zero else AS_LARGE
+    toward_zero = est.high < target if target > 0 else est.low > target
+    return SMALLER if toward_zero else LARGER
+
+
+def t_critical(df: float) -> float:
+    """The t quantile a two-sided 95 % interval uses (normal for ``df`` = inf)."""
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+
+
+def detectable(est: Estimate, power: float = POWER) -> float:
+    """The smallest effect that an interval made like ``est``'s (same standard error and
+    degrees of freedom) excludes zero for, on the effect's side, with probability ``power``:
+    the noncentral t (normal for ``df`` = inf) power of the verdict's rule. NaN without a
+    standard error."""
+    if np.isnan(est.se) or est.se <= 0:
+        return float("nan")
+    crit = t_critical(est.df)
+    if np.isinf(est.df):
+        return float((crit + stats.norm.ppf(power)) * est.se)
+    shift = optimize.brentq(lambda nc: stats.nct.sf(crit, est.df, nc) - power, 0.0,
+                            10 * crit + 10)
+    return float(shift * est.se)
+
+
+def replicates_needed(est: Estimate, replicates: int, target: float, power: float = POWER,
+                      most: int = 200) -> int | None:
+    """How many replicates (seeds, or clustered runs) an interval made like ``est``'s, which
+    rests on ``replicates`` of them, needs to detect ``target`` with ``power``: the standard
+    error shrinks as one over the root of their number, the degrees of freedom grow with it.
+    None when more than ``most`` would be needed, or without a standard error."""
+    if np.isnan(est.se) or est.se <= 0 or np.isnan(target) or target == 0:
+        return None
+    spread = est.se * np.sqrt(replicates)
+    for n in range(2, most + 1):
+        if detectable(replace(est, se=spread / np.sqrt(n), df=n - 1), power) <= abs(target):
+            return n
+    return None
+
+
+def chance_verdicts(judged: int, agreeing: int) -> float:
+    """The chance that at least ``agreeing`` of ``judged`` independent findings would
+    *agree* (interval wholly on the paper's side of zero, a one-sided 2.5 % event for each)
+    if none of the effects existed."""
+    if judged == 0:
+        return float("nan")
+    return float(stats.binom.sf(agreeing - 1, judged, (1 - CONFIDENCE) / 2))
 
 
 def clustered_ols(data: pd.DataFrame, formula: str, groups: str):
