@@ -516,10 +516,10 @@ def together(table: pd.DataFrame) -> str:
     agree by chance (each a one-sided 2.5 % event; the findings share runs, so this is a
     guide, not a test)."""
     judged = table[table["verdict"] != "-"]
+    if judged.empty:
+        return "No finding could be judged in this run."
     agreeing = int((judged["verdict"] == stats.AGREES).sum())
     chance = stats.chance_verdicts(len(judged), agreeing)
-    if not len(judged):
-        return "No finding could be judged in this run."
     return (f"**Read together:** {agreeing} of {len(judged)} judged findings agree with the "
             f"paper. Were none of the effects real, at least {agreeing} would agree by chance "
             f"with probability {chance:.2g} (each interval excludes zero on the paper's side "
