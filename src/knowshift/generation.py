@@ -11,9 +11,9 @@ the decoding steps here). Greedy answers are those of plain ``generate`` (``comp
 the reference). Sampled answers are drawn by inverse CDF from uniforms of a counter-based stream
 keyed by the group's seed, the prompt's ids, the copy and the step, so they do not depend on the
 batch size or on what a prompt is batched with. The model's layers run under the autocast
-:func:`knowshift.models.load_model` chose, one autocast region per call so that the weights are cast once, not at every step; the
-next token's logits are computed in float32 on every device (bf16 weights included), so greedy
-choices are not made on rounded scores. Batches hold up to ``batch_size`` rows (prompts x
+:func:`knowshift.models.load_model` chose, one autocast region per call so that the weights
+are cast once, not at every step; the next token's logits are computed in float32 on every
+device (bf16 weights included), so greedy choices are not made on rounded scores. Batches hold up to ``batch_size`` rows (prompts x
 samples), so a GPU decodes many rows per step; a batch's cache is assembled per prefix, not per
 row, and each decode step reads one tensor back from the device.
 

@@ -6,12 +6,13 @@ it)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
+
+from .provenance import _version
 
 PACKAGE_DIR = Path(__file__).parent
 # CPU features that decide precision and speed (x86: bf16 and AMX; Arm: bf16).
@@ -50,13 +51,6 @@ def commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return f"knowshift {_version('knowshift')} (not a git checkout)"
     return head + (" +local changes" if dirty else "")
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def built(params: dict) -> dict:
