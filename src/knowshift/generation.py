@@ -13,9 +13,10 @@ keyed by the group's seed, the prompt's ids, the copy and the step, so they do n
 batch size or on what a prompt is batched with. The model's layers run under the autocast
 :func:`knowshift.models.load_model` chose, one autocast region per call so that the weights
 are cast once, not at every step; the next token's logits are computed in float32 on every
-device (bf16 weights included), so greedy choices are not made on rounded scores. Batches hold up to ``batch_size`` rows (prompts x
-samples), so a GPU decodes many rows per step; a batch's cache is assembled per prefix, not per
-row, and each decode step reads one tensor back from the device.
+device (bf16 weights included), so greedy choices are not made on rounded scores. Batches hold
+up to ``batch_size`` rows (prompts x samples), so a GPU decodes many rows per step; a batch's
+cache is assembled per prefix, not per row, and each decode step reads one tensor back from the
+device.
 
 Measured, and left out: feeding a guessed answer (the training target, last epoch's answer)
 with the prompt and keeping what greedy decoding confirms (speculative decoding with the guess as
