@@ -651,7 +651,7 @@ def report(table: pd.DataFrame) -> str:
         scaled = "" if pd.isna(r["paper_scaled"]) else (
             f", the paper's effect on our scale {100 * r['paper_scaled']:+.1f}")
         return (f"detectable ±{100 * r['detectable']:.1f} points{scaled}"
-                if not pd.isna(r["detectable"]) else "no spread between seeds to size it")
+                if not pd.isna(r["detectable"]) else "no standard error to size it")
 
     size = judged[judged["size_verdict"] != "-"]
     return "\n".join([
