@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="rerun the named stages even if current")
     run.add_argument("--no-book", action="store_true",
                      help="do not build the book after the stages (built when all stages run)")
+    run.add_argument("--executor", metavar="SPEC",
+                     help="where SliCK's blocks and the fine-tuning runs go: 'local' (in the "
+                          "stage, the default), 'workers jobs=N [gpus=0,1,..]' (N processes "
+                          "here, one per GPU given), or 'slurm jobs=N [partition=P gpus=G "
+                          "cpus=C mem=GB time=MIN account=A qos=Q constraint=C]' (a job "
+                          "array); default $KNOWSHIFT_EXECUTOR. Changes no result")
     book = sub.add_parser("book", help="build the book of a finished run (and check it)")
     book.add_argument("--profile", default=DEFAULT_PROFILE, help="profile whose run folder to use")
     book.add_argument("--run-dir", help="run folder (default: runs/<profile>)")
@@ -123,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="per-token costs measured on the device (a file written by "
                            "--measure --save-costs, or by `make gpu-check`)")
     plan.add_argument("--save-costs", metavar="FILE", help="with --measure: write the costs")
+    plan.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="also give the wall time with N jobs at once (an executor's "
+                           "workers or SLURM jobs, one device each; see run --executor)")
     plan.add_argument("--json", metavar="FILE", help="also write the plan as JSON")
     sub.add_parser("params", help="list the parameters a profile may set")
     args = parser.parse_args(argv)
@@ -139,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             return _plan(args)
         overrides = dict(parse_override(p) for p in args.param)
         run_dir = pipeline.run(args.profile, args.run_dir, args.stages or None, overrides,
-                               force=args.force, book=False if args.no_book else None)
+                               force=args.force, book=False if args.no_book else None,
+                               executor_spec=args.executor)
         print(f"[knowshift] results in {run_dir}")
         return 0
     except KnowshiftError as err:
@@ -204,8 +214,10 @@ def _plan(args) -> int:
         costs = workplan.measure_costs(params.model, device, params)
         if args.save_costs:
             write_json({"costs": asdict(costs)}, args.save_costs)
+    if args.workers < 1:
+        raise ParameterError(f"--workers must be at least 1, not {args.workers}")
     plan = workplan.make_plan(params, run_folder(args.profile, args.run_dir), device, costs,
-                              args.gpu_memory, profile=args.profile)
+                              args.gpu_memory, profile=args.profile, workers=args.workers)
     print(plan.report())
     if args.json:
         write_json(plan.as_dict(), args.json)

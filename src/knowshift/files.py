@@ -47,6 +47,21 @@ def write_folder(path: str | Path, write) -> Path:
     return path
 
 
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove what interrupted writes left under ``folder``: the temporary siblings of
+    :func:`write_atomically` and :func:`write_folder` (``.<name>.<random>.tmp``), which a
+    process killed mid-write (SIGKILL, a preempted job) cannot remove itself. Call it only
+    while nothing writes there. Returns what was removed."""
+    removed = []
+    for path in sorted(Path(folder).rglob(".*.tmp"), reverse=True):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     return write_atomically(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 

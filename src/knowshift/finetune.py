@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import checkpoints, work
+from . import checkpoints, executor, work
 from .encoding import encode_split
 from .errors import ParameterError
 from .evaluation import predict
-from .files import fingerprint, write_parquet
+from .files import fingerprint, remove_temporaries, write_parquet
 from .finetune_sets import build_sets, eval_sets
 from .layout import RunFolder
 from .models import autocast, load_model, resolve_model, with_precision
@@ -283,13 +283,15 @@ def study_sets(table: pd.DataFrame, p) -> pd.DataFrame:
 
 def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_name: str,
                  device: str, config: FinetuneConfig, out_dir: str | Path,
-                 progress: bool = True, progress_file: str | Path | None = None
-                 ) -> pd.DataFrame:
+                 progress: bool = True, progress_file: str | Path | None = None,
+                 jobs_dir: str | Path | None = None) -> pd.DataFrame:
     """Train every (seed, variant) in ``sets`` with the seed in ``config`` replaced by the
     set's own (resumable: one results file per finished run, keyed by the model, the set's
     examples and the config). Mixes are tested after every epoch, other kinds at their
     checkpoints only (see :func:`train_variant`); category-pure sets are tested
-    in-distribution only, as the paper's Table 2 reads them."""
+    in-distribution only, as the paper's Table 2 reads them. The runs not yet finished are
+    trained here, one after another, or as jobs of the executor that ``$KNOWSHIFT_EXECUTOR``
+    names (:mod:`knowshift.executor`; records and logs in ``jobs_dir``)."""
     out_dir = Path(out_dir)
     runs = []
     identity, code = resolve_model(model_name)[1], code_key(["finetune"])
@@ -299,30 +301,55 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
                           examples[["id", "question", "target"]].to_dict("list"),
                           {k: v[["id", "question", "answers"]].to_dict("list")
                            for k, v in asked.items()}, every, code)
-        runs.append((seed, variant, examples, asked, run_config, every,
+        runs.append((f"seed{seed}-{variant}", examples, asked, run_config, every,
                      out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"))
-    cached = sum(path.is_file() for *_, path in runs)
-    base = (load_base(model_name, device, config)
-            if config.method == "lora" and cached < len(runs) else None)
-    frames = []
+    todo = [run for run in runs if not run[-1].is_file()]
+    where = executor.current()
+    remove_temporaries(out_dir)                 # what a killed run left half-written
     with Progress(progress_file, len(runs) * config.epochs, "fine-tuning", "epoch",
-                  initial=cached * config.epochs, enabled=progress) as bar:
-        for i, (seed, variant, examples, asked, run_config, every, path) in enumerate(runs, 1):
-            if path.is_file():
-                frames.append(pd.read_parquet(path))
-                continue
+                  initial=(len(runs) - len(todo)) * config.epochs, enabled=progress) as bar:
+        if where.local:
+            base = (load_base(model_name, device, config)
+                    if config.method == "lora" and todo else None)
+            for i, (name, examples, asked, run_config, every, path) in enumerate(todo, 1):
+                def tick(epoch, name=name, i=i):
+                    bar.update(1, f"run {i}/{len(todo)}: {name}, epoch "
+                                  f"{epoch}/{config.epochs}")
+                train_to_file(model_name, device, examples, asked, run_config, every, path,
+                              tick=tick, base=base, progress=progress)
+        else:
+            pieces = [executor.Piece(name, train_piece, (model_name, device, examples, asked,
+                                                          run_config, every, path),
+                                     config.epochs)
+                      for name, examples, asked, run_config, every, path in todo]
+            for ledger in executor.run_pieces(pieces, where, Path(jobs_dir or out_dir / "jobs"),
+                                              bar, scratch=[out_dir]):
+                work.add(ledger)
+    return pd.concat([pd.read_parquet(run[-1]) for run in runs], ignore_index=True)
 
-            def tick(epoch, seed=seed, variant=variant, i=i):
-                bar.update(1, f"run {i}/{len(runs)}: seed {seed} {variant}, epoch "
-                              f"{epoch}/{config.epochs}")
-            rows = train_variant(model_name, device, examples, asked, run_config, progress,
-                                 desc=f"seed {seed} {variant}", test_every_epoch=every,
-                                 on_epoch=tick, base=base)
-            rows.insert(0, "variant", variant)
-            rows.insert(0, "seed", int(seed))
-            write_parquet(rows, path)
-            frames.append(rows)
-    return pd.concat(frames, ignore_index=True)
+
+def train_to_file(model_name: str, device: str, examples: pd.DataFrame,
+                  asked: dict[str, pd.DataFrame], config: FinetuneConfig, every: bool,
+                  path: Path, tick: Callable[[int], None], base=None,
+                  progress: bool = False) -> None:
+    """One (seed, variant) run, its per-question rows written to ``path`` (atomically: a run
+    killed before the end leaves no file); ``tick(epoch)`` after each epoch."""
+    seed, variant = config.seed, examples["variant"].iloc[0]
+    rows = train_variant(model_name, device, examples, asked, config, progress,
+                         desc=f"seed {seed} {variant}", test_every_epoch=every, on_epoch=tick,
+                         base=base)
+    rows.insert(0, "variant", variant)
+    rows.insert(0, "seed", int(seed))
+    write_parquet(rows, path)
+
+
+def train_piece(model_name, device, examples, asked, config, every, path, tick) -> dict:
+    """:func:`train_to_file` as an executor's job: its work counted in the job's own process
+    and returned (``{phase: counts}``) for the stage to add up."""
+    with work.recording() as done, work.phase("finetune training"):
+        train_to_file(model_name, device, examples, asked, config, every, path,
+                      tick=lambda epoch: tick(1))
+    return {name: tally.as_dict() for name, tally in done.items()}
 
 
 def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -341,11 +368,13 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, p
                              "(raise n_dev / n_test / n_ood)")
     sets = study_sets(table, p)
     write_parquet(sets, run.path("sets"))
-    config = with_precision(FinetuneConfig.from_params(p), p.device)
+    config = with_precision(FinetuneConfig.from_params(p),
+                            executor.current().device_for(p.device))
     with work.recording() as done, work.phase("finetune training"):
         results = run_variants(sets, held_out, p.model, p.device, config,
                                run.cache("finetune"), progress=progress,
-                               progress_file=run.progress("finetune"))
+                               progress_file=run.progress("finetune"),
+                               jobs_dir=run.jobs("finetune"))
     work.write(done, run.work("finetune"))
     meta = sets.groupby("variant", sort=False)[["kind", "unknown_share", "category"]].first()
     results = results.join(meta, on="variant")

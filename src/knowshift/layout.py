@@ -139,6 +139,11 @@ class RunFolder:
         """Where a running stage writes its progress (:mod:`knowshift.progress`)."""
         return self.root / ".progress" / f"{stage_name}.json"
 
+    def jobs(self, stage_name: str) -> Path:
+        """Where an executor's jobs for a stage keep their logs and record
+        (:mod:`knowshift.executor`)."""
+        return self.root / ".jobs" / stage_name
+
     def work(self, stage_name: str) -> Path:
         """What a stage's model work amounted to in its last run (:mod:`knowshift.work`)."""
         return self.root / ".work" / f"{stage_name}.json"

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from .errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
@@ -208,12 +209,30 @@ def resolve_model(model: str) -> tuple[str, str]:
     if model == DEFAULT_MODEL:
         target = cache_root() / "models" / "smollm2-135m-instruct-fp32"
         if not (target / "config.json").is_file():
-            _convert_default(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(target) + ".lock"):   # jobs starting at once convert it once
+                if not (target / "config.json").is_file():
+                    _convert_default(target)
         return str(target), f"default:{DEFAULT_PACKAGE_PIN}:{DEFAULT_GGUF}"
     path = _local_folder(str(model))
     if path is not None:
         return str(path), f"path:{path}"
     return model, f"hub:{model}"
+
+
+def load_tokenizer(model: str):
+    """The model's tokenizer as generation uses it: left padding and a pad token (the
+    end-of-sequence token where the model has none)."""
+    source = resolve_model(model)[0]
+    try:
+        AutoConfig.from_pretrained(source, trust_remote_code=False)
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise ModelNotFoundError(f"could not load model {model!r}: {err}") from err
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
 
 
 def load_model(model: str, device: str, precision: str, trains_every_weight: bool = False):
@@ -223,16 +242,12 @@ def load_model(model: str, device: str, precision: str, trains_every_weight: boo
     ``trust_remote_code`` stays off."""
     source, identity = resolve_model(model)
     dev, dtype, compute = pick_device(device, precision, trains_every_weight)
+    tok = load_tokenizer(model)
     try:
-        AutoConfig.from_pretrained(source, trust_remote_code=False)
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         net = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, use_safetensors=True,
                                                    trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise ModelNotFoundError(f"could not load model {model!r}: {err}") from err
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     net.to(dev).eval()
     with work.phase("model load"):
         work.count(model_loads=1)

@@ -27,10 +27,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from traitlets.config import Config
 
-from . import facts, finetune_sets, host, models
+from . import executor, facts, finetune_sets, host, models
 from .book import build, confirmation, sources_dir
 from .errors import KnowshiftError, ParameterError, StageFailedError
-from .files import fingerprint, write_json
+from .files import fingerprint, remove_temporaries, write_json
 from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
 from .params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
 from .progress import Watcher
@@ -75,7 +75,8 @@ def _products_state(folder: RunFolder, stage_name: str) -> dict[str, list[int]] 
     return state
 
 
-def check_sources(params: Params, stages: list[str], folder: RunFolder | None = None) -> None:
+def check_sources(params: Params, stages: list[str], folder: RunFolder | None = None,
+                  where: executor.Executor = executor.Executor()) -> None:
     """Refuse, before any work, a model, device or fact source that ``stages`` would need and
     that is not there, and fine-tuning sets larger than the questions they are drawn from:
     than the study's train questions, or, where SliCK's labels are already in ``folder`` and
@@ -85,8 +86,8 @@ def check_sources(params: Params, stages: list[str], folder: RunFolder | None = 
         facts.check_source(params.facts)
     if "model" in needed:
         models.check_source(params.model)
-    if "device" in needed:
-        models.pick_device(params.device, params.precision)
+    if "device" in needed and where.kind != "slurm":
+        models.pick_device(params.device, params.precision)     # SLURM jobs check their own
     if "finetune" not in stages:
         return
     wanted = {"d_size": params.d_size,
@@ -105,12 +106,16 @@ def check_sources(params: Params, stages: list[str], folder: RunFolder | None = 
 
 def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         stages: list[str] | None = None, overrides: dict | None = None,
-        force: bool = False, book: bool | None = None, log=print, progress=None) -> Path:
+        force: bool = False, book: bool | None = None, log=print, progress=None,
+        executor_spec: str | None = None) -> Path:
     """Run ``stages`` (all by default, always in study order) of ``profile`` with
     ``overrides``, then build the book (by default when all stages run); returns the run
     folder. The bars (stages, and the progress inside SliCK and fine-tuning) go to the stream
-    ``progress`` (default: standard error)."""
+    ``progress`` (default: standard error). ``executor_spec`` (default: ``$KNOWSHIFT_EXECUTOR``,
+    else local) says where the stages' pieces run (:mod:`knowshift.executor`)."""
     overrides = dict(overrides or {})
+    spec = executor_spec if executor_spec is not None else os.environ.get(executor.ENV, "")
+    where = executor.parse(spec)                # a bad spec is refused before any work
     params = resolve(profile, overrides).with_paths_resolved(Path.cwd())
     # the stages get the resolved paths (their kernels run in notebooks/)
     passed = {**{k: params.plain()[k] for k in overrides},
@@ -125,7 +130,15 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         raise ParameterError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
     last = STAGE_NAMES[max(STAGE_NAMES.index(w) for w in wanted)]
     steps = plan(params, folder, last, forced=wanted if force else ())
-    check_sources(params, [step.stage.name for step in steps if not step.current], folder)
+    if folder.root.is_dir():        # what a run killed mid-write left (no stage runs yet)
+        remove_temporaries(folder.root)
+        for stray in folder.notebooks().glob(".*.tmp.ipynb"):
+            stray.unlink()
+    check_sources(params, [step.stage.name for step in steps if not step.current], folder,
+                  where)
+    if not where.local:
+        log(f"[knowshift] pieces of SliCK and fine-tuning run on {where.describe()}; logs in "
+            f"{folder.root / '.jobs'}")
 
     bar = tqdm(steps, desc="knowshift stages", unit="stage", file=progress)
     for step in bar:
@@ -141,7 +154,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         if step.key["params"]:    # analysis stages read tables only, no parameters
             injected |= {"profile": str(profile), "overrides": passed}
         with Watcher(folder.progress(stage.name), stage.name, stream=progress), \
-                _environment({CALLER_DIR_ENV: str(Path.cwd())}):
+                _environment({CALLER_DIR_ENV: str(Path.cwd()), executor.ENV: spec}):
             _execute(notebooks_dir() / stage.notebook, folder, injected)
         _check_products(folder, stage)
         write_json({"stage": stage.name, "stamp": step.stamp, **step.key,

@@ -42,6 +42,10 @@ class Progress:
         self.bar.update(n)
         self._write()
 
+    def set(self, done: int, detail: str = "") -> None:
+        """Move the bar to ``done`` (work counted elsewhere, e.g. by jobs)."""
+        self.update(max(0, done - self.done), detail)
+
     def close(self) -> None:
         self._write(force=True)
         self.bar.close()

@@ -33,8 +33,9 @@ PACKAGE = PACKAGE_DIR.name
 DATA_FILES = {"audit_report": ("templates",), "workplan": ("shapes",)}
 # Package data no key covers, with why.
 UNKEYED_DATA = {"profiles": "a profile's values enter every stamp as resolved parameters"}
-# Modules that only report (progress bars and ETA files; exception classes and their messages).
-REPORTING_ONLY = ("progress", "errors")
+# Modules that only report (progress bars and ETA files; exception classes and their messages)
+# or choose where work runs (the executor: the same functions run in a job as in the stage).
+REPORTING_ONLY = ("progress", "errors", "executor")
 # Distributions that compute a result without being imported by knowshift itself.
 IMPLIED = {"transformers": ("tokenizers", "safetensors")}
 # Distributions that only show progress.

@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import work
+from . import executor, work
 from .answers import is_correct
 from .encoding import answer_length
 from .errors import ParameterError
 from .facts import exemplar_pool
-from .files import fingerprint, write_json, write_parquet
+from .files import fingerprint, remove_temporaries, write_json, write_parquet
 from .generation import complete_many
 from .layout import RunFolder
-from .models import load_model, model_identity, with_precision
+from .models import (load_model, load_tokenizer, model_identity, resolve_model,
+                     with_precision)
 from .params import check_config, default, from_params
 from .progress import Progress
 from .provenance import code_key
@@ -90,11 +91,13 @@ def _budgets(tok, questions: pd.Series, answers: pd.Series, cap: int) -> list[in
                              for a in ans)) for q, ans in zip(questions, answers)]
 
 
-def cache_key(model, config: SlickConfig, study: pd.DataFrame, pool: pd.DataFrame) -> dict:
-    """What a chunk's answers depend on: the model, the config, the questions and exemplars
-    (every field a prompt or a score reads), and the code that computes them with its
-    libraries (:func:`knowshift.provenance.code_key` of this module)."""
-    return {"model": model_identity(model), "config": asdict(config),
+def cache_key(identity: str, config: SlickConfig, study: pd.DataFrame, pool: pd.DataFrame
+              ) -> dict:
+    """What a chunk's answers depend on: the model (its ``identity``,
+    :func:`knowshift.models.model_identity`), the config, the questions and exemplars (every
+    field a prompt or a score reads), and the code that computes them with its libraries
+    (:func:`knowshift.provenance.code_key` of this module)."""
+    return {"model": identity, "config": asdict(config),
             "study": fingerprint(study[["id", "question", "answers"]].to_dict("list")),
             "pool": fingerprint(pool[["id", "relation", "question", "answer"]].to_dict("list")),
             "code": code_key(["slick"])}
@@ -198,30 +201,77 @@ class Prompts:
         return prompts
 
 
+@dataclass(frozen=True)
+class Jobs:
+    """Where SliCK's prompt blocks run when not in the stage's process: the executor, and the
+    model and device each job loads (:mod:`knowshift.executor`)."""
+    where: executor.Executor
+    model: str
+    device: str
+    folder: Path                     # the jobs' logs and record
+
+
+def answer_block(model, tok, ask: Prompts, block, questions: dict[str, np.ndarray],
+                 temperature: float, n: int) -> list[pd.DataFrame]:
+    """Answers for every chunk of ``block``, the questions of a relation given by
+    ``questions[relation]`` (a mask over its rows), in shared batches."""
+    config, groups = ask.config, ask.groups
+    answers = complete_many(model, tok, ask.block(block, questions), temperature=temperature,
+                            num_samples=n, top_k=config.top_k, batch_size=config.batch_size)
+    return [pd.DataFrame({"id": groups[r]["id"][questions[r]].tolist(), "predictions": preds,
+                          "n_correct": [sum(is_correct(p, a) for p in ps) for ps, a in
+                                        zip(preds, groups[r]["answers"][questions[r]])]})
+            for (r, _), preds in zip(block, answers)]
+
+
+def answer_blocks(model_name: str, device: str, config: SlickConfig, study: pd.DataFrame,
+                  pool: pd.DataFrame, cache_dir: str, key: dict, mode: str, todo: list,
+                  questions: dict[str, np.ndarray], temperature: float, n: int, tick) -> dict:
+    """An executor's job: load the model, answer the blocks ``todo`` into the cache (one file
+    per chunk, as the stage would), ``tick(rows)`` after each; returns the work counted."""
+    with work.recording() as done:
+        net, tok = load_model(model_name, device, config.precision)
+        ask = Prompts.build(tok, study, pool, config)
+        cache = SlickCache(cache_dir, key)
+        with work.phase(f"slick {mode}"):
+            for block in todo:
+                cache.get_or_run(mode, block, lambda block=block: answer_block(
+                    net, tok, ask, block, questions, temperature, n))
+                tick(sum(int(questions[r].sum()) * n for r, _ in block))
+    return {name: tally.as_dict() for name, tally in done.items()}
+
+
+def shares(sizes: list[int], parts: int) -> list[list[int]]:
+    """Indices of ``sizes`` cut into at most ``parts`` consecutive runs of about equal sum
+    (the blocks each job answers)."""
+    total, out, current, acc = sum(sizes), [], [], 0
+    for i, size in enumerate(sizes):
+        current.append(i)
+        acc += size
+        if acc >= total * (len(out) + 1) / parts and len(out) < parts - 1:
+            out.append(current)
+            current = []
+    return out + ([current] if current else [])
+
+
 def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                     config: SlickConfig, cache_dir: str | Path,
-                    progress: bool = True, progress_file: str | Path | None = None
-                    ) -> pd.DataFrame:
+                    progress: bool = True, progress_file: str | Path | None = None,
+                    jobs: Jobs | None = None) -> pd.DataFrame:
     """Run SliCK on every question of ``study``; exemplars come from ``pool`` (the facts they
     may be drawn from; never a study question). Returns ``study`` with P_correct, category and
     predictions. Progress (answers generated, by chunk) goes to a bar and to ``progress_file``
-    (:mod:`knowshift.progress`)."""
+    (:mod:`knowshift.progress`). With ``jobs`` on an executor other than local, the blocks not
+    yet cached are answered by its jobs (``model`` may then be None: the stage loads only the
+    tokenizer) and read back from the cache."""
     if study.empty:
         raise ParameterError("the study set is empty: nothing to label")
+    farmed = jobs is not None and not jobs.where.local
+    identity = resolve_model(jobs.model)[1] if model is None else model_identity(model)
     ask = Prompts.build(tok, study, pool, config)
-    cache = SlickCache(cache_dir, cache_key(model, config, study, ask.pool))
-    groups = ask.groups
-
-    def run_block(block, questions, temperature, n):
-        """Answers for every chunk of ``block``, the questions of a relation given by
-        ``questions[relation]`` (a mask over its rows), in shared batches."""
-        answers = complete_many(model, tok, ask.block(block, questions),
-                                temperature=temperature, num_samples=n,
-                                top_k=config.top_k, batch_size=config.batch_size)
-        return [pd.DataFrame({"id": groups[r]["id"][questions[r]].tolist(), "predictions": preds,
-                              "n_correct": [sum(is_correct(p, a) for p in ps) for ps, a in
-                                            zip(preds, groups[r]["answers"][questions[r]])]})
-                for (r, _), preds in zip(block, answers)]
+    key = cache_key(identity, config, study, ask.pool)
+    cache = SlickCache(cache_dir, key)
+    remove_temporaries(cache.dir)               # what a killed run left half-written
 
     def run_mode(mode, questions, temperature, n, desc):
         with work.phase(f"slick {mode}"):
@@ -235,10 +285,22 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
         tables, done = [], sum(len(b) for b, c in zip(todo, cached) if c)
         with Progress(progress_file, sum(size), desc, "answers", enabled=progress,
                       initial=sum(n for n, c in zip(size, cached) if c)) as bar:
+            missing = [i for i, c in enumerate(cached) if not c]
+            if farmed and missing:
+                parts = shares([size[i] for i in missing], jobs.where.jobs)
+                pieces = [executor.Piece(
+                    f"{mode} blocks {missing[part[0]] + 1}-{missing[part[-1]] + 1}",
+                    answer_blocks, (jobs.model, jobs.device, config, study, ask.pool,
+                                    str(cache_dir), key, mode, [todo[missing[i]] for i in part],
+                                    questions, temperature, n),
+                    sum(size[missing[i]] for i in part)) for part in parts]
+                for ledger in executor.run_pieces(pieces, jobs.where, jobs.folder / mode, bar,
+                                                  scratch=[cache.dir]):
+                    work.add(ledger)
             for block, n_rows, was_cached in zip(todo, size, cached):
-                tables += cache.get_or_run(mode, block, lambda: run_block(
-                    block, questions, temperature, n))
-                if not was_cached:
+                tables += cache.get_or_run(mode, block, lambda: answer_block(
+                    model, tok, ask, block, questions, temperature, n))
+                if not was_cached and not farmed:
                     done += len(block)
                     bar.update(n_rows, f"chunk {done}/{n_chunks} (relation x exemplar "
                                f"set), last {block[-1][0]}")
@@ -287,12 +349,17 @@ def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFram
     p = params.for_stage("slick")
     run = RunFolder(run_dir)
     study, facts = run.read("study"), run.read("facts")
-    config = with_precision(SlickConfig.from_params(p), p.device)
+    where = executor.current()
+    config = with_precision(SlickConfig.from_params(p), where.device_for(p.device))
     pool = exemplar_pool(facts, study, p.exemplar_split)
     with work.recording() as done:
-        net, tok = load_model(p.model, p.device, config.precision)
+        if where.local:
+            net, tok = load_model(p.model, p.device, config.precision)
+        else:                                   # the jobs load the model
+            net, tok = None, load_tokenizer(p.model)
         table = label_questions(net, tok, study, pool, config, run.cache("slick"),
-                                progress=progress, progress_file=run.progress("slick"))
+                                progress=progress, progress_file=run.progress("slick"),
+                                jobs=Jobs(where, p.model, p.device, run.jobs("slick")))
     work.write(done, run.work("slick"))
     write_parquet(table, run.path("slick"))
     return table

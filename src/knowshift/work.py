@@ -71,5 +71,13 @@ def count(**counts: int) -> None:
         ledger[_phases[-1]].add(**counts)
 
 
+def add(counts: dict[str, dict[str, int]]) -> None:
+    """Add counts recorded elsewhere (``{phase: counts}``, e.g. by a job in another process)
+    to the open recordings, phase by phase."""
+    for ledger in _open:
+        for name, tally in counts.items():
+            ledger[name].add(**tally)
+
+
 def write(ledger: dict[str, Tally], path) -> None:
     write_json({name: tally.as_dict() for name, tally in ledger.items()}, path)

@@ -21,10 +21,11 @@ notebooks, analyses and the book (seconds on a CPU) are not counted."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
@@ -81,12 +82,24 @@ class Phase:
     largest: int = 0        # the largest batch: rows x positions (generation), tokens (training)
     peak_bytes: int = 0
     note: str = ""
+    # the pieces an executor farms out (SliCK's blocks, the fine-tuning runs), each as a phase
+    # of its own; phases of one ``group`` have one piece per run, in the same order
+    pieces: list["Phase"] = field(default_factory=list)
+    group: str = ""
 
     def seconds(self, c: Costs) -> float:
         n = self.counts
         return (n.prompt_tokens * c.prompt_token_s + self.expected_steps * c.step_s
                 + self.expected_generated * c.row_step_s + n.train_steps * c.train_step_s
                 + n.trained_tokens * c.train_token_s + n.model_loads * c.load_s)
+
+    def absorb(self, piece: "Phase") -> None:
+        """Count ``piece`` in this phase and keep it as one of its pieces."""
+        self.counts.add(**piece.counts.as_dict())
+        self.expected_generated += piece.expected_generated
+        self.expected_steps += piece.expected_steps
+        self.largest = max(self.largest, piece.largest)
+        self.pieces.append(piece)
 
 
 @dataclass
@@ -185,12 +198,16 @@ def _slick_phases(tok, study, pool, config, table, scale: float = 1.0, stage: st
             ("greedy", ask.everyone(), 0.0, 1),
             ("sample", ask.everyone() if p_greedy is None else ask.undecided(p_greedy),
              config.temperature, config.n_samples)):
-        phase = Phase(stage, f"slick {mode}", exact=mode == "greedy" or p_greedy is not None)
-        calls, lengths = [], []
+        phase = Phase(stage, f"slick {mode}", exact=mode == "greedy" or p_greedy is not None,
+                      group=f"slick {mode}")
         for block in ask.blocks(questions, n):
-            calls.append(ask.block(block, questions))
-            lengths.append([[x for x, k in zip(likely[r], questions[r]) if k] for r, _ in block])
-        _generation(phase, tok, calls, temperature, n, config.batch_size, lengths)
+            piece = Phase(stage, phase.phase)
+            _generation(piece, tok, [ask.block(block, questions)], temperature, n,
+                        config.batch_size, [[[x for x, k in zip(likely[r], questions[r]) if k]
+                                             for r, _ in block]])
+            phase.absorb(piece)
+        if scale != 1.0:                        # the audit's walk-through runs in its stage
+            phase.pieces, phase.group = [], ""
         if not phase.exact:
             phase.note = "at most: every question (exact once stage 2 has run)"
         phases.append(phase)
@@ -227,10 +244,10 @@ def _answer_lengths(tok, df: pd.DataFrame, column: str, cap: int) -> list[int]:
 def _finetune_phases(tok, study, p, table) -> list[Phase]:
     held_out = finetune_sets.eval_sets(study if table is None else table)
     sets = _stand_in_sets(study, p) if table is None else finetune.study_sets(table, p)
-    train = Phase("finetune", "finetune training", exact=table is not None)
-    every = Phase("finetune", "finetune evaluation", exact=table is not None)
+    train = Phase("finetune", "finetune training", exact=table is not None, group="finetune")
+    every = Phase("finetune", "finetune evaluation", exact=table is not None, group="finetune")
     early = Phase("finetune", "finetune early-stop evaluation", exact=False,
-                  note="at most: runs whose best dev epoch is not the last")
+                  note="at most: runs whose best dev epoch is not the last", group="finetune")
     if table is None:
         train.note = every.note = ("tokens estimated (the sets are drawn once stage 2 has "
                                    "run); examples, steps and prompts exact")
@@ -238,9 +255,10 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
     for _seed, _variant, examples, asked, each_epoch in finetune.training_runs(sets, held_out):
         data = finetune.encode(tok, examples["question"].tolist(), examples["target"].tolist())
         steps = math.ceil(len(data) / p.ft_batch_size)
-        train.counts.add(trained_examples=len(data) * p.epochs,
-                         trained_tokens=sum(len(ids) for ids, _ in data) * p.epochs,
-                         train_steps=steps * p.epochs)
+        run = {phase.phase: Phase("finetune", phase.phase) for phase in (train, every, early)}
+        run[train.phase].counts.add(trained_examples=len(data) * p.epochs,
+                                    trained_tokens=sum(len(ids) for ids, _ in data) * p.epochs,
+                                    train_steps=steps * p.epochs)
         longest = max(longest, max(len(ids) for ids, _ in data))
         tested = {k: v for k, v in asked.items() if each_epoch or k == "dev"}
         later = {k: v for k, v in asked.items() if k not in tested}
@@ -256,11 +274,14 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
             once = Phase("", "")
             _generation(once, tok, [[("", questions, [p.max_new_tokens] * len(questions), 0)]],
                         0.0, 1, p.eval_batch_size, [[lengths]])
-            phase.largest = max(phase.largest, once.largest)
+            piece = run[phase.phase]
+            piece.largest = max(piece.largest, once.largest)
             for _ in range(times):
-                phase.counts.add(**once.counts.as_dict())
-                phase.expected_generated += once.expected_generated
-                phase.expected_steps += once.expected_steps
+                piece.counts.add(**once.counts.as_dict())
+                piece.expected_generated += once.expected_generated
+                piece.expected_steps += once.expected_steps
+        for phase in (train, every, early):
+            phase.absorb(run[phase.phase])
     train.largest = longest * p.ft_batch_size
     loads = 1 if p.method == "lora" else sets.groupby(["seed", "variant"]).ngroups
     return [Phase("finetune", "model load", Tally(model_loads=loads)), train, every, early]
@@ -305,6 +326,7 @@ class Plan:
     phases: list[Phase]
     costs: Costs | None
     gpu_memory_gib: float | None = None
+    workers: int = 1
 
     def table(self) -> pd.DataFrame:
         rows = []
@@ -324,13 +346,47 @@ class Plan:
     def total_seconds(self) -> float | None:
         return sum(ph.seconds(self.costs) for ph in self.phases) if self.costs else None
 
+    def wall_seconds(self, workers: int) -> float | None:
+        """The model work's wall time with ``workers`` jobs at once (:mod:`knowshift.
+        executor`): each pass of SliCK cut into ``workers`` shares of its blocks, the
+        fine-tuning runs handed to the first free worker in order, one model load per job;
+        the rest as in one process. One worker is the stage's own process (the total)."""
+        if not self.costs:
+            return None
+        if workers <= 1:
+            return self.total_seconds()
+        c, groups, wall = self.costs, {}, 0.0
+        for ph in self.phases:
+            if ph.group:
+                groups.setdefault(ph.group, []).append(ph)
+            elif not (ph.phase == "model load" and ph.stage in ("slick", "finetune")):
+                wall += ph.seconds(c)
+        for name, phases in groups.items():
+            per_piece = [sum(ph.pieces[i].seconds(c) for ph in phases)
+                         for i in range(len(phases[0].pieces))]
+            if not per_piece:
+                continue
+            if name.startswith("slick"):
+                jobs = [sum(per_piece[i] for i in part) + c.load_s
+                        for part in slick.shares(per_piece, workers)]
+            else:
+                free = [0.0] * workers
+                for seconds in per_piece:
+                    heapq.heapreplace(free, free[0] + c.load_s + seconds)
+                jobs = free
+            wall += max(jobs)
+        return wall
+
     def as_dict(self) -> dict:
         return {"profile": self.profile, "device": self.device,
                 "tokenizer_note": self.tokenizer_note,
                 "shape": asdict(self.shape) if self.shape else None,
                 "costs": asdict(self.costs) if self.costs else None,
-                "total_seconds": self.total_seconds(),
-                "phases": [{**asdict(ph), "counts": ph.counts.as_dict(),
+                "total_seconds": self.total_seconds(), "workers": self.workers,
+                "wall_seconds": self.wall_seconds(self.workers),
+                "phases": [{**{f.name: getattr(ph, f.name) for f in fields(ph)
+                               if f.name not in ("counts", "pieces")},
+                            "counts": ph.counts.as_dict(), "pieces": len(ph.pieces),
                             "seconds": ph.seconds(self.costs) if self.costs else None}
                            for ph in self.phases]}
 
@@ -360,6 +416,13 @@ class Plan:
                          f"costs measured on {c.device} ({c.model}, {c.precision}); "
                          "generation at the expected answer lengths; notebooks, analyses and "
                          "the book not counted")
+            if self.workers > 1:
+                lines.append(f"  wall time on {self.workers} workers: "
+                             f"{self.wall_seconds(self.workers) / 60:.1f} min (each SliCK pass "
+                             f"in {self.workers} shares of its blocks, the fine-tuning runs "
+                             "to the first free worker, one model load per job; workers that "
+                             "share one device's cores slow each other, so this holds for "
+                             "one device each)")
         else:
             lines.append("  time: no costs for this device; `knowshift plan --measure` on it, "
                          "or `--costs FILE` from a run of `make gpu-check` there")
@@ -368,7 +431,7 @@ class Plan:
 
 def make_plan(params: Params, run_dir: str | Path | None = None, device: str | None = None,
               costs: Costs | None = None, gpu_memory_gib: float | None = None,
-              profile: str = "") -> Plan:
+              profile: str = "", workers: int = 1) -> Plan:
     """The plan of ``params`` (resolved, paths resolved) for a run in ``run_dir`` (its current
     products are read) on ``device`` (default: the parameter's)."""
     from .pipeline import plan as stage_plan
@@ -401,7 +464,7 @@ def make_plan(params: Params, run_dir: str | Path | None = None, device: str | N
     if hf_config is not None:
         shape = shape_of(hf_config, (params["lora_r"],), params["model"])
         _memory(phases, shape, params, device_type)
-    return Plan(profile, device_type, note, shape, phases, costs, gpu_memory_gib)
+    return Plan(profile, device_type, note, shape, phases, costs, gpu_memory_gib, workers)
 
 
 # ------------------------------------------------------------------------------ measuring

@@ -1,0 +1,287 @@
+"""The executor: pieces of a stage as worker processes (submitit's local executor) or SLURM jobs
+(a one-node cluster on this machine, started by tests/slurm/start-cluster.sh), their faults, and
+the smoke profile through it giving the tables of a run in one process."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cloudpickle
+import pandas as pd
+import pytest
+
+from knowshift import executor, pipeline
+from knowshift.errors import ParameterError, StageFailedError
+from knowshift.files import write_atomically
+from knowshift.layout import RunFolder
+from knowshift.progress import Progress
+
+# the pieces below are pickled by value: the jobs cannot import this test module
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+START_CLUSTER = Path(__file__).parent / "slurm" / "start-cluster.sh"
+
+
+def _nap(seconds, path, tick):
+    """A piece: sleep, then write a file atomically, ticking twice."""
+    tick(1)
+    time.sleep(seconds)
+    write_atomically(path, lambda tmp: tmp.write_text(f"slept {seconds}"))
+    tick(1)
+    return {"slept": seconds}
+
+
+def _refuses(row, tick):
+    raise ParameterError(f"row {row} has no answer")
+
+
+def _dies_mid_write(path, tick):
+    """Starts a write as write_atomically does, then dies (see executor.KILL_ENV)."""
+    tmp = Path(path).parent / f".{Path(path).name}.abc123.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("half")
+    tick(1)
+    write_atomically(path, lambda t: t.write_text("whole"))
+    return {}
+
+
+def _bar():
+    return Progress(None, 4, "test", "steps", enabled=False)
+
+
+# ------------------------------------------------------------------------------- the spec
+@pytest.mark.parametrize("spec, expected", [
+    ("local", executor.Executor()),
+    ("", executor.Executor()),
+    ("workers jobs=3", executor.Executor("workers", jobs=3)),
+    ("workers gpus=0,1", executor.Executor("workers", jobs=2, gpus=(0, 1))),
+    ("workers jobs=1 gpus=2,3 time=30", executor.Executor("workers", jobs=1, gpus=(2, 3),
+                                                           time_min=30)),
+])
+def test_an_executor_spec_reads_as_written(spec, expected):
+    assert executor.parse(spec) == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("kubernetes", "unknown executor 'kubernetes'"),
+    ("workers", "workers needs jobs=N"),
+    ("workers jobs=0", "jobs must be at least 1"),
+    ("workers jobs=two", "jobs='two' is not a whole number"),
+    ("workers jobs=3 gpus=0,1", "more than the 2 GPUs"),
+    ("workers jobs=2 partition=gpu", "workers takes no setting 'partition'"),
+    ("workers gpus=a,b", "not a list of GPU ids"),
+    ("local jobs=2", "local takes no setting 'jobs'"),
+    ("workers jobs", "'jobs' is not NAME=VALUE"),
+])
+def test_a_bad_executor_spec_is_refused_in_one_line(spec, message):
+    with pytest.raises(ParameterError, match=message):
+        executor.parse(spec)
+
+
+def test_a_bad_executor_is_refused_before_any_stage_runs(tmp_path):
+    with pytest.raises(ParameterError, match="unknown executor"):
+        pipeline.run("smoke", tmp_path / "run", executor_spec="cluster jobs=2", log=lambda m: 0)
+    assert not (tmp_path / "run" / ".stamps").exists()
+
+
+def test_the_executor_is_in_no_stamp():
+    """It chooses where work runs, never what it computes."""
+    from knowshift.provenance import REPORTING_ONLY, code_key
+    assert "executor" in REPORTING_ONLY
+    assert "executor" not in code_key(["finetune", "slick"])["modules"]
+    assert "finetune" in code_key(["finetune"])["modules"]
+
+
+# ------------------------------------------------------------------------ local workers
+def test_worker_jobs_run_side_by_side_and_return_in_order(tmp_path):
+    pieces = [executor.Piece(f"nap {i}", _nap, (2.0, tmp_path / "out" / f"{i}.txt"), 2)
+              for i in range(3)]
+    bar = _bar()
+    bar.total = 6
+    results = executor.run_pieces(pieces, executor.parse("workers jobs=2"), tmp_path / "jobs",
+                                  bar, scratch=[tmp_path / "out"])
+    assert results == [{"slept": 2.0}] * 3
+    assert bar.done == 6
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.txt", "1.txt", "2.txt"]
+    record = json.loads((tmp_path / "jobs" / "jobs.json").read_text())
+    assert [r["piece"] for r in record] == ["nap 0", "nap 1", "nap 2"]
+    assert {r["state"] for r in record} == {"done"}
+    spans = sorted((r["started"], r["ended"]) for r in record)
+    assert spans[1][0] < spans[0][1]                  # the first two overlapped in time
+    assert spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.5   # never more than two at once
+    assert len({r["pid"] for r in record}) == 3
+
+
+def test_a_job_that_fails_on_bad_input_fails_with_its_own_error(tmp_path):
+    pieces = [executor.Piece("fine", _nap, (0.1, tmp_path / "ok.txt"), 2),
+              executor.Piece("row 7", _refuses, (7,), 1)]
+    started = time.monotonic()
+    with pytest.raises(StageFailedError) as err:
+        executor.run_pieces(pieces, executor.parse("workers jobs=2"), tmp_path / "jobs", _bar())
+    assert time.monotonic() - started < 60               # the error, not a timeout
+    message = str(err.value)
+    assert "1 of 2 pieces failed" in message and "rerun to submit only these" in message
+    assert "row 7: ParameterError: row 7 has no answer" in message
+    log = Path(message.split("(log: ")[1].split(")")[0])
+    assert log.is_file() and "row 7 has no answer" in log.read_text()
+    assert (tmp_path / "ok.txt").read_text() == "slept 0.1"      # the other piece finished
+
+
+def test_a_killed_job_leaves_no_file_and_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv(executor.KILL_ENV, "dies")
+    out = tmp_path / "out"
+    pieces = [executor.Piece("dies", _dies_mid_write, (out / "x.txt",), 1),
+              executor.Piece("lives", _nap, (0.1, out / "y.txt"), 2)]
+    with pytest.raises(StageFailedError, match="dies: died before writing its result"):
+        executor.run_pieces(pieces, executor.parse("workers jobs=2"), tmp_path / "jobs", _bar(),
+                            scratch=[out])
+    assert sorted(p.name for p in out.iterdir()) == ["y.txt"]     # no x.txt, no temporary
+    states = {r["piece"]: r["state"] for r in
+              json.loads((tmp_path / "jobs" / "jobs.json").read_text())}
+    assert states == {"dies": "died before writing its result (killed, or out of memory)",
+                      "lives": "done"}
+
+
+# ------------------------------------------------------------------------------- SLURM
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The one-node cluster of tests/slurm/start-cluster.sh (installs Debian's slurm-wlm and
+    munge if missing, which needs root)."""
+    if os.geteuid() != 0 and shutil.which("sinfo") is None:
+        pytest.skip("starting a SLURM cluster here needs root (apt-get, munged, slurmctld)")
+    started = subprocess.run(["bash", str(START_CLUSTER)], capture_output=True, text=True,
+                             timeout=600)
+    assert started.returncode == 0, started.stderr + started.stdout
+    return started.stdout
+
+
+def test_slurm_jobs_run_as_one_array_side_by_side(slurm_cluster, tmp_path):
+    pieces = [executor.Piece(f"nap {i}", _nap, (3.0, tmp_path / "out" / f"{i}.txt"), 2)
+              for i in range(2)]
+    results = executor.run_pieces(pieces, executor.parse("slurm jobs=2 cpus=1 mem=1 time=10"),
+                                  tmp_path / "jobs", _bar())
+    assert results == [{"slept": 3.0}] * 2
+    record = json.loads((tmp_path / "jobs" / "jobs.json").read_text())
+    ids = [r["job"] for r in record]
+    assert ids[0].split("_")[0] == ids[1].split("_")[0] and ids[0] != ids[1]   # one array
+    (a0, a1), (b0, b1) = sorted((r["started"], r["ended"]) for r in record)
+    assert b0 < a1                                                   # overlapping in time
+
+
+def test_a_slurm_job_that_is_killed_is_failed_not_waited_for(slurm_cluster, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setenv(executor.KILL_ENV, "dies")
+    monkeypatch.setattr(executor, "VANISHED_GRACE_S", 2.0)
+    out = tmp_path / "out"
+    pieces = [executor.Piece("dies", _dies_mid_write, (out / "x.txt",), 1),
+              executor.Piece("row 3", _refuses, (3,), 1)]
+    started = time.monotonic()
+    with pytest.raises(StageFailedError) as err:
+        executor.run_pieces(pieces, executor.parse("slurm jobs=2 cpus=1 mem=1 time=10"),
+                            tmp_path / "jobs", _bar(), scratch=[out])
+    assert time.monotonic() - started < 120
+    assert "dies: left the queue without a result" in str(err.value)
+    assert "row 3: ParameterError: row 3 has no answer" in str(err.value)
+    assert list(out.iterdir()) == []                         # the half-written file is gone
+
+
+# -------------------------------------------------------- the smoke profile through jobs
+STAGES = ["facts", "slick", "finetune"]
+TABLES = ["slick", "sets", "results", "metrics", "checkpoints"]
+FP32 = {"precision": "fp32"}
+ONE_SEED = FP32 | {"seeds": [0]}     # fewer jobs where the two-seed run is already compared
+
+
+def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """Every table the stages wrote, timings aside (seconds differ from run to run)."""
+    run = RunFolder(run_dir)
+    tables = {name: run.read(name) for name in TABLES}
+    return {name: t.drop(columns=[c for c in t.columns if c.endswith("_seconds")])
+            for name, t in tables.items()}
+
+
+def _assert_same_tables(run_dir: Path, reference: dict[str, pd.DataFrame]) -> None:
+    """The run's tables are the reference's, row for row; a run of fewer seeds is compared
+    with the reference's rows of those seeds (each seed's sets and runs are its own)."""
+    for name, table in _tables(run_dir).items():
+        expected = reference[name]
+        if "seed" in table:
+            expected = expected[expected["seed"].isin(table["seed"].unique())]
+        pd.testing.assert_frame_equal(table, expected.reset_index(drop=True),
+                                      check_exact=True, obj=name)
+
+
+def _strays(run_dir: Path) -> list[str]:
+    """Temporary files an interrupted write or notebook left anywhere in the run folder."""
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
+                  if p.name.startswith(".") and ".tmp" in p.name)
+
+
+def _jobs(run_dir: Path, stage: str) -> list[dict]:
+    return json.loads((RunFolder(run_dir).jobs(stage) / "jobs.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The smoke profile's stages 1-3 in fp32, in the stage's own process (the default)."""
+    run_dir = tmp_path_factory.mktemp("local") / "run"
+    pipeline.run("smoke", run_dir, STAGES, FP32, book=False, log=lambda m: 0)
+    return _tables(run_dir)
+
+
+@pytest.mark.slow
+def test_the_smoke_profile_on_two_workers_gives_the_tables_of_one_process(one_process,
+                                                                          tmp_path):
+    log = []
+    pipeline.run("smoke", tmp_path, STAGES, FP32, book=False, log=log.append,
+                 executor_spec="workers jobs=2")
+    assert any("run on workers, 2 jobs at once" in line for line in log)
+    _assert_same_tables(tmp_path, one_process)
+    runs = _jobs(tmp_path, "finetune")
+    assert len(runs) == RunFolder(tmp_path).read("sets").groupby(["seed", "variant"]).ngroups
+    spans = sorted((r["started"], r["ended"]) for r in runs)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # overlap
+    assert len({r["pid"] for r in runs}) == len(runs)           # one process per run
+    greedy = json.loads((RunFolder(tmp_path).jobs("slick") / "greedy" / "jobs.json")
+                        .read_text())
+    assert len(greedy) == 2 and {r["state"] for r in greedy} == {"done"}
+    assert _strays(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_first_epoch_is_resubmitted_alone(one_process, tmp_path,
+                                                                 monkeypatch):
+    first = RunFolder(tmp_path)
+    pipeline.run("smoke", tmp_path, STAGES[:2], ONE_SEED, book=False, log=lambda m: 0)
+    victim = "seed0-mix_50%"
+    monkeypatch.setenv(executor.KILL_ENV, victim)
+    with pytest.raises(StageFailedError) as err:
+        pipeline.run("smoke", tmp_path, STAGES, ONE_SEED, book=False, log=lambda m: 0,
+                     executor_spec="workers jobs=2")
+    assert f"{victim}: died before writing its result" in str(err.value)
+    assert "1 of " in str(err.value)
+    assert _strays(tmp_path) == []
+    assert not first.path("results").exists()
+    killed = [r for r in _jobs(tmp_path, "finetune") if r["piece"] == victim]
+    assert killed[0]["state"].startswith("died")
+    monkeypatch.delenv(executor.KILL_ENV)
+    pipeline.run("smoke", tmp_path, STAGES, ONE_SEED, book=False, log=lambda m: 0,
+                 executor_spec="workers jobs=2")
+    assert [r["piece"] for r in _jobs(tmp_path, "finetune")] == [victim]
+    _assert_same_tables(tmp_path, one_process)
+    assert _strays(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_the_smoke_profile_as_slurm_jobs_gives_the_tables_of_one_process(
+        slurm_cluster, one_process, tmp_path):
+    pipeline.run("smoke", tmp_path, STAGES, ONE_SEED, book=False, log=lambda m: 0,
+                 executor_spec="slurm jobs=2 cpus=1 mem=4 time=30")
+    _assert_same_tables(tmp_path, one_process)
+    runs = _jobs(tmp_path, "finetune")
+    assert len({r["job"].split("_")[0] for r in runs}) == 1         # one job array
+    spans = sorted((r["started"], r["ended"]) for r in runs)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
