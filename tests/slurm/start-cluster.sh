@@ -7,7 +7,9 @@ if sinfo -h >/dev/null 2>&1 && sinfo -h -o %T | grep -qE '^(idle|mixed|allocated
     sinfo; exit 0
 fi
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -q slurm-wlm munge >/dev/null; }
 fi
 host=$(hostname -s)
 mkdir -p /etc/munge /var/lib/munge /var/log/munge /run/munge /etc/slurm \
