@@ -349,7 +349,7 @@ def train_piece(model_name, device, examples, asked, config, every, path, tick) 
     with work.recording() as done, work.phase("finetune training"):
         train_to_file(model_name, device, examples, asked, config, every, path,
                       tick=lambda epoch: tick(1))
-    return {name: tally.as_dict() for name, tally in done.items()}
+    return work.counts_of(done)
 
 
 def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:

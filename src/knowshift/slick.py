@@ -188,6 +188,10 @@ class Prompts:
         rows = {r: int(questions[r].sum()) * n for r in self.relations}
         return blocks(chunks, rows, self.config.batch_size)
 
+    def rows(self, block, questions: dict[str, np.ndarray], n: int) -> int:
+        """The answers one block generates: its chunks' questions, ``n`` per prompt."""
+        return sum(int(questions[r].sum()) * n for r, _ in block)
+
     def block(self, block, questions: dict[str, np.ndarray]) -> list[tuple]:
         """The groups ``(prefix, suffixes, budgets, seed)`` of one block, for
         :func:`knowshift.generation.complete_many`."""
@@ -237,8 +241,8 @@ def answer_blocks(model_name: str, device: str, config: SlickConfig, study: pd.D
             for block in todo:
                 cache.get_or_run(mode, block, lambda block=block: answer_block(
                     net, tok, ask, block, questions, temperature, n))
-                tick(sum(int(questions[r].sum()) * n for r, _ in block))
-    return {name: tally.as_dict() for name, tally in done.items()}
+                tick(ask.rows(block, questions, n))
+    return work.counts_of(done)
 
 
 def shares(sizes: list[int], parts: int) -> list[list[int]]:
@@ -280,7 +284,7 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
     def _run_mode(mode, questions, temperature, n, desc):
         todo = ask.blocks(questions, n)
         n_chunks = sum(len(block) for block in todo)
-        size = [sum(int(questions[r].sum()) * n for r, _ in block) for block in todo]
+        size = [ask.rows(block, questions, n) for block in todo]
         cached = [cache.has(mode, block) for block in todo]
         tables, done = [], sum(len(b) for b, c in zip(todo, cached) if c)
         with Progress(progress_file, sum(size), desc, "answers", enabled=progress,

@@ -79,5 +79,10 @@ def add(counts: dict[str, dict[str, int]]) -> None:
             ledger[name].add(**tally)
 
 
+def counts_of(ledger: dict[str, Tally]) -> dict[str, dict[str, int]]:
+    """A recording as plain counts, ``{phase: counts}`` (for a file, or from a job)."""
+    return {name: tally.as_dict() for name, tally in ledger.items()}
+
+
 def write(ledger: dict[str, Tally], path) -> None:
-    write_json({name: tally.as_dict() for name, tally in ledger.items()}, path)
+    write_json(counts_of(ledger), path)
