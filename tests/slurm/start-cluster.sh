@@ -17,7 +17,7 @@ mkdir -p /etc/munge /var/lib/munge /var/log/munge /run/munge /etc/slurm \
 [ -s /etc/munge/munge.key ] || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
 chown -R munge:munge /etc/munge /var/lib/munge /var/log/munge /run/munge
 chmod 0700 /etc/munge && chmod 0400 /etc/munge/munge.key
-pgrep -x munged >/dev/null || runuser -u munge -- munged
+pidof munged >/dev/null || runuser -u munge -- munged     # pidof skips zombies
 mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 2048 ))
 cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=knowshift-test
@@ -39,8 +39,8 @@ MpiDefault=none
 NodeName=${host} NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=${mem} State=UNKNOWN
 PartitionName=debug Nodes=${host} Default=YES MaxTime=INFINITE State=UP
 CONF
-pgrep -x slurmctld >/dev/null || slurmctld
-pgrep -x slurmd >/dev/null || slurmd
+pidof slurmctld >/dev/null || slurmctld
+pidof slurmd >/dev/null || slurmd
 for _ in $(seq 60); do
     if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then sinfo; exit 0; fi
     sleep 1
