@@ -187,10 +187,10 @@ def job(piece: Piece, progress_file: str) -> dict:
 def run_pieces(pieces: list[Piece], executor: Executor, jobs_dir: Path, bar: Progress,
                scratch: list[Path] = ()) -> list[dict]:
     """Run ``pieces`` on ``executor``, their progress added to ``bar`` (whose total counts
-    their steps), and return each job's record in the order of ``pieces``. Logs and the job
-    record (``jobs.json``: piece, job id, host, start, end, state) go to ``jobs_dir``. Temporary
-    files a dead job left in the folders ``scratch`` are removed once no job runs. Raises
-    :class:`StageFailedError` listing the failed pieces and their logs."""
+    their steps), and return what each piece returned, in the order of ``pieces``. Logs and
+    the job record (``jobs.json``: piece, job id, host, start, end, state) go to
+    ``jobs_dir``. Temporary files a dead job left in the folders ``scratch`` are removed once
+    no job runs. Raises :class:`StageFailedError` listing the failed pieces and their logs."""
     if not pieces:
         return []
     import submitit

@@ -311,9 +311,10 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
         if where.local:
             base = (load_base(model_name, device, config)
                     if config.method == "lora" and todo else None)
-            for i, (name, examples, asked, run_config, every, path) in enumerate(todo, 1):
-                def tick(epoch, name=name, i=i):
-                    bar.update(1, f"run {i}/{len(todo)}: {name}, epoch "
+            for i, (_, examples, asked, run_config, every, path) in enumerate(todo, 1):
+                def tick(epoch, i=i, seed=run_config.seed,
+                         variant=examples["variant"].iloc[0]):
+                    bar.update(1, f"run {i}/{len(todo)}: seed {seed} {variant}, epoch "
                                   f"{epoch}/{config.epochs}")
                 train_to_file(model_name, device, examples, asked, run_config, every, path,
                               tick=tick, base=base, progress=progress)
