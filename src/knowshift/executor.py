@@ -253,7 +253,21 @@ def _last_line(err: Exception) -> str:
     return lines[-1].strip() if lines else type(err).__name__
 
 
-class _Workers:
+class _Runner:
+    """What both runners keep: the submitted jobs by piece index."""
+    jobs: dict
+
+    def result(self, i: int) -> dict:
+        return self.jobs[i].result()
+
+    def job_id(self, i: int):
+        return self.jobs[i].job_id if i in self.jobs else None
+
+    def log(self, i: int) -> Path | None:
+        return Path(self.jobs[i].paths.stderr) if i in self.jobs else None
+
+
+class _Workers(_Runner):
     """N worker processes on this machine (submitit's local executor), each given one GPU of
     ``gpus`` when there are any; at most N run at once."""
 
@@ -286,18 +300,9 @@ class _Workers:
         self._fill()
         return finished
 
-    def result(self, i: int) -> dict:
-        return self.jobs[i].result()
-
     def counts(self, known: set[int]) -> dict:
         return {"running": sum(1 for i in self.jobs if i not in known),
                 "queued": len(self.queue)}
-
-    def job_id(self, i: int):
-        return self.jobs[i].job_id if i in self.jobs else None
-
-    def log(self, i: int) -> Path | None:
-        return Path(self.jobs[i].paths.stderr) if i in self.jobs else None
 
     def cancel(self) -> None:
         self.queue.clear()
@@ -319,13 +324,13 @@ def _local_state(j) -> str:
     return "died before writing its result (killed, or out of memory)"
 
 
-class _Slurm:
+class _Slurm(_Runner):
     """One SLURM job array through submitit; a job that leaves the queue without a result
     (killed, preempted, out of memory or time) is failed."""
 
     def __init__(self, submitit, executor: Executor, folder: Path):
         self.submitit, self.executor, self.folder = submitit, executor, folder
-        self.jobs: list = []
+        self.jobs: dict[int, object] = {}
         self.gone_since: dict[int, float] = {}
         self.states: dict[str, str] = {}
 
@@ -341,22 +346,22 @@ class _Slurm:
             **({"mem": f"{int(e.mem_gb * 1024)}M"} if e.mem_gb else {}),
             **({"additional_parameters": extra} if extra else {}))
         with ex.batch():
-            self.jobs = [ex.submit(job, p, f) for p, f in zip(pieces, files)]
+            self.jobs = dict(enumerate(ex.submit(job, p, f) for p, f in zip(pieces, files)))
 
     def _queue(self) -> dict[str, str]:
         """Job id -> state of this array's jobs still in the queue (``squeue`` needs no
         accounting database, unlike ``sacct``)."""
-        ids = {j.job_id.split("_")[0] for j in self.jobs}
+        ids = {j.job_id.split("_")[0] for j in self.jobs.values()}
         out = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(sorted(ids))],
                              capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
-            return {j.job_id: "UNKNOWN" for j in self.jobs}     # ask again at the next poll
+            return {j.job_id: "UNKNOWN" for j in self.jobs.values()}   # ask at the next poll
         return dict(line.split() for line in out.stdout.splitlines() if line.strip())
 
     def poll(self, known: set[int]):
         self.states = self._queue()
         finished, now = [], time.monotonic()
-        for i, j in enumerate(self.jobs):
+        for i, j in self.jobs.items():
             if i in known:
                 continue
             if j.paths.result_pickle.exists():
@@ -370,23 +375,14 @@ class _Slurm:
                 self.gone_since.pop(i, None)
         return finished
 
-    def result(self, i: int) -> dict:
-        return self.jobs[i].result()
-
     def counts(self, known: set[int]) -> dict:
-        states = [self.states.get(j.job_id, "") for i, j in enumerate(self.jobs)
+        states = [self.states.get(j.job_id, "") for i, j in self.jobs.items()
                   if i not in known]
         return {"running": sum(s in ("RUNNING", "COMPLETING") for s in states),
                 "queued": sum(s not in ("RUNNING", "COMPLETING") for s in states)}
 
-    def job_id(self, i: int):
-        return self.jobs[i].job_id if i < len(self.jobs) else None
-
-    def log(self, i: int) -> Path | None:
-        return Path(self.jobs[i].paths.stderr) if i < len(self.jobs) else None
-
     def cancel(self) -> None:
-        ids = sorted({j.job_id.split("_")[0] for j in self.jobs})
+        ids = sorted({j.job_id.split("_")[0] for j in self.jobs.values()})
         if ids:
             subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
 
