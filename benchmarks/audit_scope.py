@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from knowshift.audit_data import check_on_labels
-from knowshift.audit_scope import why_not
-from knowshift.offline_facts import build_offline_facts
+from knowshift.audit.rows import check_on_labels
+from knowshift.audit.scope import why_not
+from knowshift.study.offline_facts import build_offline_facts
 
 SETS = Path(__file__).resolve().parent.parent / "tests" / "data"
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from knowshift import audit
-from knowshift.facts import load_facts
-from knowshift.params import resolve
-from knowshift.slick import SlickConfig
+from knowshift.audit import judge as audit
+from knowshift.core.params import resolve
+from knowshift.study.facts import load_facts
+from knowshift.study.slick import SlickConfig
 
 
 def chat_file(path: Path, facts, n: int, seed: int) -> Path:

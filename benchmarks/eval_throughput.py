@@ -16,16 +16,17 @@ import time
 import torch
 from transformers import GenerationConfig
 
-from knowshift.evaluation import predict
-from knowshift.facts import load_facts, select_relations
-from knowshift.encoding import encode
-from knowshift.finetune import FinetuneConfig, make_optimizer, train_epoch
-from knowshift.finetune import encode as encode_examples
-from knowshift.generation import first_line
-from knowshift.models import load_model
-from knowshift.params import default
-from knowshift.schema import format_question
-from knowshift.scoring import score
+from knowshift.core.params import default
+from knowshift.core.schema import format_question
+from knowshift.core.scoring import score
+from knowshift.engine.encoding import encode
+from knowshift.engine.evaluation import predict
+from knowshift.engine.generation import first_line
+from knowshift.engine.models import load_model
+from knowshift.study.facts import load_facts, select_relations
+from knowshift.study.finetune import FinetuneConfig
+from knowshift.study.finetune import encode as encode_examples
+from knowshift.study.finetune import make_optimizer, train_epoch
 
 RELATIONS = ["P17", "P36", "P364", "P495", "P30", "P57", "P19", "P131"]
 

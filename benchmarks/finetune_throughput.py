@@ -23,11 +23,11 @@ import time
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from knowshift.facts import load_facts, select_relations
-from knowshift.finetune import (FinetuneConfig, collate, encode, make_optimizer, prepare,
-                                train_epoch)
-from knowshift.models import load_model, resolve_precision
-from knowshift.params import PRECISIONS, default
+from knowshift.core.params import PRECISIONS, default
+from knowshift.engine.models import load_model, resolve_precision
+from knowshift.study.facts import load_facts, select_relations
+from knowshift.study.finetune import (FinetuneConfig, collate, encode, make_optimizer, prepare,
+                                      train_epoch)
 
 
 class Pairs(torch.utils.data.Dataset):

@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from knowshift import facts, work
-from knowshift.generation import _batch_cache, _prefix_states, complete_many
-from knowshift.models import load_model
-from knowshift.params import resolve
-from knowshift.slick import Prompts, SlickConfig
+from knowshift.core.params import resolve
+from knowshift.engine import work
+from knowshift.engine.generation import _batch_cache, _prefix_states, complete_many
+from knowshift.engine.models import load_model
+from knowshift.study import facts
+from knowshift.study.slick import Prompts, SlickConfig
 
 
 class Ops(TorchDispatchMode):

@@ -14,14 +14,13 @@ import time
 import torch
 from transformers import GenerationConfig
 
-from knowshift.answers import is_correct
-from knowshift.facts import load_facts, sample_study_set
-from knowshift.encoding import encode
-from knowshift.generation import complete_naive, first_line
-from knowshift.models import load_model
-from knowshift.facts import exemplar_pool
-from knowshift.schema import format_exemplars, format_question
-from knowshift.slick import SlickConfig, categorize, draw_exemplar_sets, label_questions
+from knowshift.core.answers import is_correct
+from knowshift.core.schema import format_exemplars, format_question
+from knowshift.engine.encoding import encode
+from knowshift.engine.generation import complete_naive, first_line
+from knowshift.engine.models import load_model
+from knowshift.study.facts import exemplar_pool, load_facts, sample_study_set
+from knowshift.study.slick import SlickConfig, categorize, draw_exemplar_sets, label_questions
 
 
 def naive_label(net, tok, study, facts, config: SlickConfig) -> list[str]:

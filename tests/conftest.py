@@ -37,13 +37,13 @@ def _threads():
 
 @pytest.fixture(scope="session")
 def default_model():
-    from knowshift.models import load_model
+    from knowshift.engine.models import load_model
     return load_model("default", "cpu", "fp32")
 
 
 @pytest.fixture(scope="session")
 def offline_facts():
-    from knowshift.facts import load_facts
+    from knowshift.study.facts import load_facts
     return load_facts("offline")
 
 
@@ -64,7 +64,7 @@ def sentencepiece_model(tmp_path_factory):
     model folder and loaded as a user's would be."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from knowshift.models import load_model
+    from knowshift.engine.models import load_model
     tok = AutoTokenizer.from_pretrained(DATA / "tokenizers" / "metaspace")
     torch.manual_seed(0)
     net = LlamaForCausalLM(LlamaConfig(

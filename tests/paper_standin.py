@@ -19,7 +19,7 @@ BOS = "<|endoftext|>"          # SmolLM2's document separator, put before every 
 
 def build_model(target: Path) -> Path:
     """The embedded model's folder with a BOS-adding tokenizer (weights linked, not copied)."""
-    from knowshift.models import resolve_model
+    from knowshift.engine.models import resolve_model
     source = Path(resolve_model("default")[0])
     target.mkdir(parents=True, exist_ok=True)
     tok = AutoTokenizer.from_pretrained(source)

@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowshift.checkpoints import (convergence_epoch, early_stop_epoch, per_epoch,
-                                   plateau_epochs, select)
-from knowshift.scoring import is_abstention, score, summarize
-from knowshift.categories import accuracy_by_category
-from knowshift.dynamics import epochs_to_fit, fit_curves
-from knowshift.mitigations import compare
-from knowshift.regression import coefficient_table, fit
+from knowshift.core.scoring import is_abstention, score, summarize
+from knowshift.study.categories import accuracy_by_category
+from knowshift.study.checkpoints import (convergence_epoch, early_stop_epoch, per_epoch,
+                                         plateau_epochs, select)
+from knowshift.study.dynamics import epochs_to_fit, fit_curves
+from knowshift.study.mitigations import compare
+from knowshift.study.regression import coefficient_table, fit
 
 
 def test_early_stop_is_the_best_dev_epoch():

@@ -1,7 +1,7 @@
 import pytest
 
-from knowshift.answers import is_correct, normalize
-from knowshift.generation import first_line
+from knowshift.core.answers import is_correct, normalize
+from knowshift.engine.generation import first_line
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -6,10 +6,13 @@ import json
 import pandas as pd
 import pytest
 
-from knowshift import audit, audit_data, audit_effect, cli
-from knowshift.errors import DataFileError, ParameterError
-from knowshift.schema import CATEGORIES, IDK_ANSWER
-from knowshift.slick import SlickConfig
+from knowshift import cli
+from knowshift.audit import effect as audit_effect
+from knowshift.audit import judge as audit
+from knowshift.audit import rows as audit_data
+from knowshift.core.errors import DataFileError, ParameterError
+from knowshift.core.schema import CATEGORIES, IDK_ANSWER
+from knowshift.study.slick import SlickConfig
 
 
 def _jsonl(path, rows):

@@ -11,16 +11,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from knowshift import (audit, audit_data, audit_effect, audit_files, audit_report, audit_scope,
-                       cli)
-from knowshift.audit_data import Budget
-from knowshift.errors import DataFileError, ParameterError
-from knowshift.layout import audit_file
-from knowshift.schema import CATEGORIES, IDK_ANSWER
-from knowshift.slick import SlickConfig
-
 from conftest import DATA
+
+from knowshift import cli
+from knowshift.audit import containers as audit_files
+from knowshift.audit import effect as audit_effect
+from knowshift.audit import judge as audit
+from knowshift.audit import report as audit_report
+from knowshift.audit import rows as audit_data
+from knowshift.audit import scope as audit_scope
+from knowshift.audit.rows import Budget
+from knowshift.core.errors import DataFileError, ParameterError
+from knowshift.core.layout import audit_file
+from knowshift.core.schema import CATEGORIES, IDK_ANSWER
+from knowshift.study.slick import SlickConfig
 
 FILES = DATA / "audit"
 TINY = ["--exemplar-sets", "2", "--samples", "2", "--k-shot", "2", "--study", "paper"]
@@ -99,6 +103,7 @@ def test_budget_sets_what_counts_as_a_short_answer():
 
 def test_a_hugging_face_dataset_folder_reads_like_its_rows(tmp_path):
     import datasets
+
     # a dataset holds one schema: the rows whose messages are all {role, content: text}
     rows = [_rows(FILES / "chat.jsonl")[i] for i in (0, 1, 2, 4, 5, 6, 7, 8, 10)]
     for row in rows:
@@ -357,8 +362,9 @@ def test_a_sampled_audit_reports_intervals_and_gates_on_the_lower_bound(tmp_path
 
 @pytest.mark.slow
 def test_the_report_is_safe_for_hostile_text_in_chromium(tmp_path):
-    from knowshift.bookcheck import open_browser
     from selenium.webdriver.common.by import By
+
+    from knowshift.book.check import open_browser
 
     data = tmp_path / "hostile.jsonl"
     shutil.copy(FILES / "hostile.jsonl", data)

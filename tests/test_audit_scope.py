@@ -7,11 +7,13 @@ import json
 
 import pandas as pd
 import pytest
-
-from knowshift import audit, audit_data, audit_scope, cli
-from knowshift.audit_data import Budget
-
 from conftest import DATA
+
+from knowshift import cli
+from knowshift.audit import judge as audit
+from knowshift.audit import rows as audit_data
+from knowshift.audit import scope as audit_scope
+from knowshift.audit.rows import Budget
 
 REPO = DATA.parent.parent
 

@@ -7,10 +7,10 @@ import torch
 from scipy import stats
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from knowshift import work
-from knowshift.generation import (_batch_cache, _prefix_states, complete_many, sample,
-                                  sample_keys, uniforms)
-from knowshift.schema import format_exemplars, format_question
+from knowshift.core.schema import format_exemplars, format_question
+from knowshift.engine import work
+from knowshift.engine.generation import (_batch_cache, _prefix_states, complete_many, sample,
+                                         sample_keys, uniforms)
 
 
 class Ops(TorchDispatchMode):

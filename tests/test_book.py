@@ -6,7 +6,10 @@ import shutil
 
 import pytest
 
-from knowshift import book, bookcheck, comparison, stats
+from knowshift.book import build as book
+from knowshift.book import check
+from knowshift.core import stats
+from knowshift.study import findings
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 
@@ -25,7 +28,7 @@ def test_book_builds_from_the_run_without_warnings(smoke_run):
     assert "build succeeded" in log and "WARNING" not in log
     results = (html / "results.html").read_text()
     assert "{{" not in results and "β_unk = −8.3" in results
-    assert f"<td><p>{len(comparison.FINDINGS)}</p></td>" in results  # the last numbered row
+    assert f"<td><p>{len(findings.FINDINGS)}</p></td>" in results  # the last numbered row
     # the stage chapters show the notebooks' stored outputs (figures), not re-executed ones
     assert (html / "_images").is_dir() and any((html / "_images").glob("*.png"))
 
@@ -47,7 +50,7 @@ def test_book_in_headless_chromium(smoke_run):
     teach = run_dir / "book" / "screenshots" / "workshop.png"
     shot.unlink(missing_ok=True)
     teach.unlink(missing_ok=True)
-    report = bookcheck.check(run_dir / "book" / "html" / "index.html",
+    report = check.check(run_dir / "book" / "html" / "index.html",
                              screenshots={"results.html": shot, "workshop.html": teach})
     assert teach.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["problems"] == []
@@ -74,7 +77,7 @@ def test_launch_buttons_follow_the_repository_url_setting(smoke_run, tmp_path, m
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("book"))
     monkeypatch.setenv("KNOWSHIFT_REPOSITORY_URL", "https://github.com/knowshift/knowshift")
     index = book.build(copy)
-    report = bookcheck.check(index)
+    report = check.check(index)
     assert report["problems"] == []
     notebooks = book.toc_notebooks(book.sources_dir())
     assert set(report["launch_links"]) == {f"{nb}.html" for nb in notebooks}
@@ -97,7 +100,7 @@ def test_browser_check_reports_broken_images_links_and_anchors(tmp_path):
     (tmp_path / "other.html").write_text(
         '<html><head><title>o</title></head><body><h1 id="there">Other</h1>'
         '<p>A formula no MathJax typesets: <span class="math">\\(x^2\\)</span></p></body></html>')
-    report = bookcheck.check(tmp_path / "index.html")
+    report = check.check(tmp_path / "index.html")
     assert report["pages"] == {"index.html": "(redirect)", "start.html": "t", "other.html": "o"}
     problems = "\n".join(report["problems"])
     assert "image" in problems and "missing.png" in problems
@@ -142,16 +145,16 @@ def test_comparison_rows_follow_the_run(smoke_run):
     """The smoke run has two seeds: every finding it runs gets an interval across them and a
     verdict from the interval."""
     run_dir, _ = smoke_run
-    table = comparison.compare(run_dir)
-    assert len(table) == len(comparison.FINDINGS)
+    table = findings.compare(run_dir)
+    assert len(table) == len(findings.FINDINGS)
     assert set(table["verdict"]) <= {*stats.VERDICTS, "-"}
     measured = table[table["verdict"] != "-"]
     assert len(measured) >= 6
     assert measured["interval"].str.contains("t across 2 seeds|clustered by").all()
     assert (measured["low"] <= measured["effect"]).all()
     assert (measured["effect"] <= measured["high"]).all()
-    t = comparison.RunTables(run_dir)
-    mixes = comparison._mix_variants(t)
+    t = findings.RunTables(run_dir)
+    mixes = findings._mix_variants(t)
     hi = t.answers(mixes.iloc[-1], "CONVERGENCE").groupby("seed")["correct"].mean()
     lo = t.answers(mixes.iloc[0], "CONVERGENCE").groupby("seed")["correct"].mean()
     drop = table.loc[table["finding"].str.startswith("A higher Unknown share")].iloc[0]
@@ -165,7 +168,7 @@ def test_both_verdicts_the_build_and_the_deviations_are_on_the_pages(smoke_run):
     run could detect; it and the front page say what built the numbers; the method chapter
     declares each finding's scaling rule and what this run could see."""
     run_dir, _ = smoke_run
-    table = comparison.compare(run_dir)
+    table = findings.compare(run_dir)
     assert set(table["size_verdict"]) <= {*stats.SIZE_VERDICTS, "-"}
     judged = table[table["verdict"] != "-"]
     assert (judged["scale_rule"] != "-").all()
@@ -184,12 +187,12 @@ def test_both_verdicts_the_build_and_the_deviations_are_on_the_pages(smoke_run):
 def test_a_replication_is_read_beside_the_reading_it_confirms(smoke_run):
     """Finding by finding, whether the verdict on direction held in the confirmatory run."""
     run_dir, _ = smoke_run
-    table = comparison.compare(run_dir)
-    same = comparison.side_by_side(table, table)
+    table = findings.compare(run_dir)
+    same = findings.side_by_side(table, table)
     judged = int((table["verdict"] != "-").sum())
     assert same.count("| held |") == judged
     moved = table.copy()
     first = moved.index[moved["verdict"] != "-"][0]
     moved.loc[first, "verdict"] = (stats.DISAGREES if moved.loc[first, "verdict"] != stats.DISAGREES
                                    else stats.AGREES)
-    assert comparison.side_by_side(table, moved).count("did not hold") == 1
+    assert findings.side_by_side(table, moved).count("did not hold") == 1

@@ -8,14 +8,13 @@ not."""
 
 import pandas as pd
 import pytest
+from conftest import DATA
 from transformers import AutoTokenizer
 
-from knowshift import finetune, slick
-from knowshift.encoding import leading_specials
-from knowshift.generation import complete_many, complete_naive, encode_groups
-from knowshift.schema import format_exemplars, format_question, format_target
-
-from conftest import DATA
+from knowshift.core.schema import format_exemplars, format_question, format_target
+from knowshift.engine.encoding import leading_specials
+from knowshift.engine.generation import complete_many, complete_naive, encode_groups
+from knowshift.study import finetune, slick
 
 TOKENIZERS = DATA / "tokenizers"
 EXEMPLARS = format_exemplars(["What is the capital of Germany?", "What is the capital of Japan?",

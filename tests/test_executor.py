@@ -14,11 +14,12 @@ import cloudpickle
 import pandas as pd
 import pytest
 
-from knowshift import executor, pipeline
-from knowshift.errors import ParameterError, StageFailedError
-from knowshift.files import write_atomically
-from knowshift.layout import RunFolder
-from knowshift.progress import Progress
+from knowshift import pipeline
+from knowshift.core.errors import ParameterError, StageFailedError
+from knowshift.core.files import write_atomically
+from knowshift.core.layout import RunFolder
+from knowshift.core.progress import Progress
+from knowshift.engine import executor
 
 # the pieces below are pickled by value: the jobs cannot import this test module
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -89,10 +90,10 @@ def test_a_bad_executor_is_refused_before_any_stage_runs(tmp_path):
 
 def test_the_executor_is_in_no_stamp():
     """It chooses where work runs, never what it computes."""
-    from knowshift.provenance import REPORTING_ONLY, code_key
-    assert "executor" in REPORTING_ONLY
-    assert "executor" not in code_key(["finetune", "slick"])["modules"]
-    assert "finetune" in code_key(["finetune"])["modules"]
+    from knowshift.core.provenance import REPORTING_ONLY, code_key
+    assert "engine.executor" in REPORTING_ONLY
+    assert "engine.executor" not in code_key(["study.finetune", "study.slick"])["modules"]
+    assert "study.finetune" in code_key(["study.finetune"])["modules"]
 
 
 # ------------------------------------------------------------------------ local workers

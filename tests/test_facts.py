@@ -1,14 +1,14 @@
 import pandas as pd
 import pytest
-
 from conftest import DATA
-from knowshift.answers import normalize
-from knowshift.errors import FactFileError, UnknownRelationError
-from knowshift.facts import (load_entityquestions, load_facts, sample_study_set,
-                             select_relations)
-from knowshift.schema import COLUMNS, split_of
-from knowshift.offline_facts import (ATTRIBUTION, MAX_ANSWER_SHARE, answer_in_question,
-                                     cap_skew)
+
+from knowshift.core.answers import normalize
+from knowshift.core.errors import FactFileError, UnknownRelationError
+from knowshift.core.schema import COLUMNS, split_of
+from knowshift.study.facts import (load_entityquestions, load_facts, sample_study_set,
+                                   select_relations)
+from knowshift.study.offline_facts import (ATTRIBUTION, MAX_ANSWER_SHARE, answer_in_question,
+                                           cap_skew)
 
 
 def test_entityquestions_loader_reads_the_published_format():
@@ -73,7 +73,7 @@ def test_offline_fact_set(offline_facts):
 
 def test_offline_fact_set_is_rebuilt_identically(offline_facts):
     """Built again from the packages' data, not from the in-memory copy."""
-    from knowshift.offline_facts import build_offline_facts
+    from knowshift.study.offline_facts import build_offline_facts
     assert build_offline_facts(cached=False).equals(offline_facts)
 
 

@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 import torch
 
-from knowshift.evaluation import predict
-from knowshift.facts import select_relations
-from knowshift.finetune import (FinetuneConfig, answer_loss, collate, encode, make_optimizer,
-                                run_variants, train_epoch, train_variant)
-from knowshift.errors import ParameterError
-from knowshift.generation import complete_naive
-from knowshift.models import load_model
-from knowshift.provenance import PACKAGE_DIR
-from knowshift.schema import format_question
-from knowshift.scoring import score
+from knowshift.core.errors import ParameterError
+from knowshift.core.provenance import PACKAGE_DIR
+from knowshift.core.schema import format_question
+from knowshift.core.scoring import score
+from knowshift.engine.evaluation import predict
+from knowshift.engine.generation import complete_naive
+from knowshift.engine.models import load_model
+from knowshift.study.facts import select_relations
+from knowshift.study.finetune import (FinetuneConfig, answer_loss, collate, encode, make_optimizer,
+                                      run_variants, train_epoch, train_variant)
 
 
 @pytest.mark.slow
@@ -116,7 +116,7 @@ def test_finished_variants_are_not_retrained(offline_facts, tmp_path):
 # Fine-tunes one tiny variant with the knowshift package found first on PYTHONPATH.
 RUN_ONE = """
 import sys, pandas as pd
-from knowshift.finetune import FinetuneConfig, run_variants
+from knowshift.study.finetune import FinetuneConfig, run_variants
 examples = pd.read_parquet(sys.argv[1])
 run_variants(examples, {}, "default", "cpu", FinetuneConfig(epochs=1, ft_batch_size=4),
              sys.argv[2], progress=False)
@@ -140,7 +140,7 @@ def test_a_code_edit_retrains_and_a_docstring_edit_does_not(offline_facts, tmp_p
         return {p.name: p.stat().st_mtime_ns for p in runs.iterdir()}
 
     def edit(old, new):
-        path = package / "evaluation.py"
+        path = package / "engine" / "evaluation.py"
         path.write_text(path.read_text().replace(old, new, 1))
 
     first = run_files()
@@ -193,7 +193,7 @@ def test_a_lora_stage_loads_the_base_model_once_and_its_adapters_leave_it_unchan
         offline_facts, tmp_path):
     """Two LoRA runs in one stage: one base load, and the second run's results are those of
     the same run on a freshly loaded base (the first run's adapters came off cleanly)."""
-    from knowshift import work
+    from knowshift.engine import work
     examples = _unknown_facts(offline_facts, 4).assign(kind="mix", unknown_share=1.0,
                                                        category=None)
     sets = pd.concat([examples.assign(variant="a", seed=0), examples.assign(variant="b", seed=1)],

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowshift.errors import ParameterError
-from knowshift.finetune_sets import build_sets, eval_sets
-from knowshift.schema import CATEGORIES, IDK_ANSWER
+from knowshift.core.errors import ParameterError
+from knowshift.core.schema import CATEGORIES, IDK_ANSWER
+from knowshift.study.finetune_sets import build_sets, eval_sets
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import pytest
 
-from knowshift.generation import complete, complete_many, complete_naive
+from knowshift.engine.generation import complete, complete_many, complete_naive
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 

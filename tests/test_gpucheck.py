@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from knowshift.params import resolve
+from knowshift.core.params import resolve
 
 pytestmark = pytest.mark.slow     # builds and runs a model
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from knowshift.errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
-from knowshift.models import (autocast, cpu_computes_bf16, load_model, model_identity,
-                              pick_device, resolve_model, resolve_precision)
+from knowshift.core.errors import DeviceUnavailableError, ModelNotFoundError, ParameterError
+from knowshift.engine.models import (autocast, cpu_computes_bf16, load_model, model_identity,
+                                     pick_device, resolve_model, resolve_precision)
 
 
 @pytest.mark.slow
@@ -72,7 +72,7 @@ def test_bf16_on_a_cpu_keeps_float32_weights_under_bf16_autocast():
 
 HUB_CHECK = """
 import sys
-from knowshift.models import check_source
+from knowshift.engine.models import check_source
 try:
     check_source(sys.argv[1])
     print("ok")
@@ -115,7 +115,7 @@ def test_a_hub_id_is_checked_in_the_local_hub_cache_before_any_work(tmp_path):
 def test_full_fine_tuning_keeps_float32_master_weights_under_bf16_on_cuda_too():
     """The precision rule, read without a GPU: bf16 weights only on CUDA and only where not
     every weight is trained; full fine-tuning in bf16 keeps float32 weights under autocast."""
-    from knowshift.models import compute_dtypes
+    from knowshift.engine.models import compute_dtypes
     assert compute_dtypes("cuda", "bf16") == (torch.bfloat16, None)
     assert compute_dtypes("cuda", "bf16", trains_every_weight=False) == (torch.bfloat16, None)
     assert compute_dtypes("cuda", "bf16", trains_every_weight=True) == (torch.float32,

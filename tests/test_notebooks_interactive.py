@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from knowshift.layout import STAGES, RunFolder
+from knowshift.core.layout import STAGES, RunFolder
 from knowshift.pipeline import notebooks_dir
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium

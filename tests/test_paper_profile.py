@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from knowshift.facts import load_facts
-from knowshift.layout import RunFolder
-
 from paper_standin import build_model, write_entityquestions
+
+from knowshift.core.layout import RunFolder
+from knowshift.study.facts import load_facts
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 
@@ -90,11 +89,11 @@ def test_every_path_encodes_with_the_tokenizers_bos(paper_run):
     feeds the model starts with exactly the tokenizer's own leading ids."""
     from transformers import AutoTokenizer
 
-    from knowshift import finetune
-    from knowshift.encoding import leading_specials
-    from knowshift.generation import encode_groups
-    from knowshift.models import resolve_model
-    from knowshift.schema import format_exemplars, format_question
+    from knowshift.core.schema import format_exemplars, format_question
+    from knowshift.engine.encoding import leading_specials
+    from knowshift.engine.generation import encode_groups
+    from knowshift.engine.models import resolve_model
+    from knowshift.study import finetune
 
     work, _, _ = paper_run
     standin = AutoTokenizer.from_pretrained(work / "standin-model")

@@ -8,12 +8,12 @@ from importlib import resources
 import pytest
 import yaml
 
-from knowshift import params as P
-from knowshift.errors import ParameterError
-from knowshift.finetune import FinetuneConfig
-from knowshift.layout import STAGES, run_folder
+from knowshift.core import params as P
+from knowshift.core.errors import ParameterError
+from knowshift.core.layout import STAGES, run_folder
 from knowshift.pipeline import notebooks_dir
-from knowshift.slick import SlickConfig
+from knowshift.study.finetune import FinetuneConfig
+from knowshift.study.slick import SlickConfig
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -169,7 +169,7 @@ def test_notebooks_run_the_workshop_profile_by_default():
 
 def test_the_paper_profile_holds_the_papers_settings():
     """Section 2, appendix A (relations) and appendix C (SliCK) of the paper."""
-    from knowshift.facts import EQ_IN_DISTRIBUTION, EQ_OUT_OF_DISTRIBUTION
+    from knowshift.study.facts import EQ_IN_DISTRIBUTION, EQ_OUT_OF_DISTRIBUTION
     paper = P.resolve("paper")
     assert sorted(paper.relations) == sorted(EQ_IN_DISTRIBUTION + EQ_OUT_OF_DISTRIBUTION)
     assert len(EQ_IN_DISTRIBUTION) == 12 and len(EQ_OUT_OF_DISTRIBUTION) == 7

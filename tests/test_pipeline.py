@@ -9,11 +9,11 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from knowshift import cli, pipeline
-from knowshift.errors import (DeviceUnavailableError, FactFileError, MissingStageOutputError,
-                              ModelNotFoundError, ParameterError)
-from knowshift.layout import STAGES, RunFolder
-from knowshift.slick import run_stage as slick_stage
-from knowshift.params import resolve
+from knowshift.core.errors import (DeviceUnavailableError, FactFileError, MissingStageOutputError,
+                                   ModelNotFoundError, ParameterError)
+from knowshift.core.layout import STAGES, RunFolder
+from knowshift.core.params import resolve
+from knowshift.study.slick import run_stage as slick_stage
 
 
 def ran(run: RunFolder, stage: str, why: str = "not run yet") -> list[str]:
@@ -128,13 +128,13 @@ def test_a_code_edit_makes_stale_only_the_stages_built_with_it(smoke_run, tmp_pa
         path.write_text(path.read_text().replace(new, old, 1))
         return {s.stage.name: s.reason for s in steps if not s.current}
 
-    assert stale("evaluation.py", '"""Closed-book', '"""Reworded: closed-book') == {}
-    assert stale("templates/audit_table.js", "String(n)", "String(n + 0)") == {
-        "audit": "stale (data templates/audit_table.js changed)"}
+    assert stale("engine/evaluation.py", '"""Closed-book', '"""Reworded: closed-book') == {}
+    assert stale("audit/templates/audit_table.js", "String(n)", "String(n + 0)") == {
+        "audit": "stale (data audit/templates/audit_table.js changed)"}
     later = ["dynamics", "regression", "categories", "mitigations", "audit"]
-    assert stale("evaluation.py", "from __future__ import annotations",
+    assert stale("engine/evaluation.py", "from __future__ import annotations",
                  "from __future__ import annotations\nX = 1") == {
-        "finetune": "stale (modules evaluation changed)",
+        "finetune": "stale (modules engine.evaluation changed)",
         **{name: "stale (an earlier stage changed)" for name in later}}
 
 
@@ -261,7 +261,7 @@ def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
     """The smoke run uses precision 'auto' (bf16 where the CPU computes it natively, else
     fp32); here the precision it did not pick runs every stage, or, for bf16 on a CPU without
     native bf16, is refused before the first stage with the parameter to change."""
-    from knowshift.models import cpu_computes_bf16, resolve_precision
+    from knowshift.engine.models import cpu_computes_bf16, resolve_precision
     other = "fp32" if resolve_precision("cpu", "auto") == "bf16" else "bf16"
     if other == "bf16" and not cpu_computes_bf16():
         with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):
@@ -282,15 +282,15 @@ def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
 def test_a_profile_without_pure_or_mitigation_sets_runs_every_stage_and_its_book(tmp_path):
     """A valid profile that runs no category-pure and no mitigation set: every analysis stage
     and the book run, and the findings that need those sets say they were not run."""
-    from knowshift import comparison
+    from knowshift.study import findings
     run_dir = tmp_path / "run"
     pipeline.run("smoke", run_dir, overrides={"pure_categories": [], "mitigation_shares": []},
                  log=lambda line: None)
     run = RunFolder(run_dir)
     assert run.book_index().is_file()
     assert run.read("accuracy_by_category").empty and run.read("mitigations").empty
-    table = comparison.compare(run_dir).set_index("finding")
-    skipped = table[table["ours"] == comparison.NOT_RUN[0]]
+    table = findings.compare(run_dir).set_index("finding")
+    skipped = table[table["ours"] == findings.NOT_RUN[0]]
     assert {"D_MaybeKnown gives the best overall accuracy",
             "D_Unknown overfits most and is worst at CONVERGENCE"} <= set(skipped.index)
     assert (skipped["verdict"] == "-").all() and (skipped["size_verdict"] == "-").all()

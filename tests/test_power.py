@@ -1,5 +1,5 @@
 """What a run could see: the smallest effect each finding detects with 80 % power
-(:func:`knowshift.stats.detectable`), checked by drawing studies again from real per-question
+(:func:`knowshift.core.stats.detectable`), checked by drawing studies again from real per-question
 results with that effect injected and reading each through the same estimate-and-verdict code.
 
 The data (``tests/data/power``) are real: per seed and test question, whether the 0 % and the
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowshift import stats
+from knowshift.core import stats
 
 DATA = Path(__file__).parent / "data" / "power" / "paired_results.csv"
 REPETITIONS = 2000

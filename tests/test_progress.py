@@ -3,8 +3,8 @@
 import io
 import time
 
-from knowshift import progress
-from knowshift.progress import Progress, Watcher
+from knowshift.core import progress
+from knowshift.core.progress import Progress, Watcher
 
 
 def test_a_stage_bar_writes_its_state_and_the_watcher_shows_it_with_a_rate(tmp_path):

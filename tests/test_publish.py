@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from knowshift import cli
-from knowshift.errors import BookBuildError
-from knowshift.layout import RunFolder, run_folder
+from knowshift.core.errors import BookBuildError
+from knowshift.core.layout import RunFolder, run_folder
 
 ROOT = Path(__file__).parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
@@ -57,7 +57,7 @@ def test_publish_copies_the_book_for_static_hosting_and_never_clobbers(smoke_run
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
-    from knowshift import book
+    from knowshift.book import build as book
     with pytest.raises(BookBuildError, match="is not empty"):
         book.publish(run_dir, mine)
     assert (mine / "notes.txt").read_text() == "keep me"

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from knowshift.slick import CATEGORIES, categorize, category_mix, draw_exemplar_sets
-from knowshift.errors import ParameterError
+from knowshift.core.errors import ParameterError
+from knowshift.study.slick import CATEGORIES, categorize, category_mix, draw_exemplar_sets
 
 
 @pytest.mark.parametrize("p_greedy, p_sample, expected", [
@@ -42,7 +42,7 @@ def test_exemplar_sets_are_seeded_and_from_the_relation():
 
 
 def test_small_relations_share_blocks_and_large_ones_stand_alone():
-    from knowshift.slick import blocks
+    from knowshift.study.slick import blocks
     chunks = [(r, i) for r in ("A", "B", "C") for i in range(2)]
     # A block fits one batch of 8 rows, so it leaves no small tail batch; a 50-row chunk
     # stands alone.

@@ -4,8 +4,8 @@ interruption."""
 import pandas as pd
 import pytest
 
-from knowshift.facts import exemplar_pool, sample_study_set, select_relations
-from knowshift.slick import CATEGORIES, SlickConfig, categorize, label_questions
+from knowshift.study.facts import exemplar_pool, sample_study_set, select_relations
+from knowshift.study.slick import CATEGORIES, SlickConfig, categorize, label_questions
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from knowshift import stats
-from knowshift.regression import coefficient_table, fit
+from knowshift.core import stats
+from knowshift.study.regression import coefficient_table, fit
 
 
 def _runs(rng, n_runs=24, epochs=6, run_sd=0.04, noise=0.01):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from knowshift import work
-from knowshift.layout import RunFolder
-from knowshift.params import resolve
+from knowshift.core.layout import RunFolder
+from knowshift.core.params import resolve
+from knowshift.engine import work
 from knowshift.workplan import BOUND_COUNTS, make_plan
 
 pytestmark = pytest.mark.slow     # reads the smoke run

@@ -6,13 +6,14 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from . import audit as audit_mod, audit_data, book, bookcheck, pipeline
-from .audit_data import Budget
-from .errors import KnowshiftError, ParameterError
-from .layout import STAGE_NAMES, RunFolder, run_folder
-from .params import DEFAULT_PROFILE, SCHEMA, describe, parse_override, profile_names, resolve
-from .slick import SlickConfig
-
+from . import pipeline
+from .audit import judge, rows
+from .audit.rows import Budget
+from .book import build, check
+from .core.errors import KnowshiftError, ParameterError
+from .core.layout import STAGE_NAMES, RunFolder, run_folder
+from .core.params import DEFAULT_PROFILE, SCHEMA, describe, parse_override, profile_names, resolve
+from .study.slick import SlickConfig
 
 # `knowshift audit` flags for SliCK parameters (flag -> parameter); each defaults to the
 # profile's value.
@@ -68,14 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         "and a file less than a quarter judged gets none. SliCK's settings, the model and "
         "the device come from --profile unless given here.",
         epilog="exit codes:\n"
-        f"  {audit_mod.EXIT_OK}  audited (and, with --fail-above, the Unknown share is within it)\n"
-        f"  {audit_mod.EXIT_ERROR}  nothing audited: a bad file, parameter, model or device "
+        f"  {judge.EXIT_OK}  audited (and, with --fail-above, the Unknown share is within it)\n"
+        f"  {judge.EXIT_ERROR}  nothing audited: a bad file, parameter, model or device "
         "(one line on stderr)\n"
-        f"  {audit_mod.EXIT_GATE}  audited, but the Unknown share (its lower 95 % bound under "
+        f"  {judge.EXIT_GATE}  audited, but the Unknown share (its lower 95 % bound under "
         "--sample) exceeds --fail-above,\n     or the audit cannot judge the file; the report "
         "and files are written")
     audit.add_argument("data", metavar="DATA", help="the fine-tuning file (or dataset folder)")
-    audit.add_argument("--format", dest="shape", choices=audit_data.SHAPES,
+    audit.add_argument("--format", dest="shape", choices=rows.SHAPES,
                        help="the rows' shape, when detection from the first row is wrong")
     audit.add_argument("--sample", type=int, metavar="N",
                        help="label a seeded random sample of N examples (stratified by "
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KnowshiftError as err:
         print(f"knowshift: error: {err}", file=sys.stderr)
-        return audit_mod.EXIT_ERROR
+        return judge.EXIT_ERROR
 
 
 def _audit(args) -> int:
@@ -166,8 +167,8 @@ def _audit(args) -> int:
              if getattr(args, name) is not None}
     params = resolve(args.profile, given)
     if args.fail_above is not None:          # a bad threshold fails before any model work
-        audit_mod.check_fail_above(args.fail_above)
-    report = audit_mod.run(args.data, params.model, params.device,
+        judge.check_fail_above(args.fail_above)
+    report = judge.run(args.data, params.model, params.device,
                            SlickConfig.from_params(params), args.out, args.group_by, study,
                            shape=args.shape, sample=args.sample,
                            budget=Budget(args.max_answer_words, args.max_prompt_words,
@@ -175,7 +176,7 @@ def _audit(args) -> int:
     a = report["auditable"]
     print(f"[knowshift] {a['rows']} rows ({report['format']['shape']}): {a['examples']} of "
           f"{a['examples'] + a['skipped']} examples judged ({a['share']:.0%}), {a['skipped']} "
-          "skipped" + (f": {audit_data.top_skips(a)}" if a["skipped"] else ""))
+          "skipped" + (f": {rows.top_skips(a)}" if a["skipped"] else ""))
     if report["exemplar_fallback"]:
         print(f"[knowshift] exemplars: {report['exemplars']} ({report['exemplar_fallback']})")
     sample = report["sample"]
@@ -190,18 +191,18 @@ def _audit(args) -> int:
     for name, path in report["files"].items():
         print(f"[knowshift] {name}: {path}")
     if args.fail_above is None:
-        return audit_mod.EXIT_OK
-    passed, why = audit_mod.gate(report, args.fail_above)
+        return judge.EXIT_OK
+    passed, why = judge.gate(report, args.fail_above)
     print(f"[knowshift] gate: {'passed' if passed else 'FAILED'}: {why}",
           file=sys.stdout if passed else sys.stderr)
-    return audit_mod.EXIT_OK if passed else audit_mod.EXIT_GATE
+    return judge.EXIT_OK if passed else judge.EXIT_GATE
 
 
 def _plan(args) -> int:
     from pathlib import Path
 
     from . import workplan
-    from .files import write_json
+    from .core.files import write_json
     if args.save_costs and not args.measure:
         raise ParameterError("--save-costs needs --measure")
     if args.costs and args.measure:
@@ -226,11 +227,11 @@ def _plan(args) -> int:
 
 def _book(args) -> int:
     run = RunFolder(run_folder(args.profile, args.run_dir))
-    index = book.build(run.root)
+    index = build.build(run.root)
     print(f"[knowshift] book: {index}")
     if args.check:
         shots = {f"{c}.html": run.book_screenshot(c) for c in run.SCREENSHOT_CHAPTERS}
-        report = bookcheck.check(index, screenshots=shots)
+        report = check.check(index, screenshots=shots)
         print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
               f"{report['formulas']} formulas, {report['internal_links']} internal links in "
               f"Chromium; screenshots: {', '.join(str(p) for p in shots.values())}")
@@ -239,7 +240,7 @@ def _book(args) -> int:
         if report["problems"]:
             return 1
     if args.publish:
-        print(f"[knowshift] published: {book.publish(run.root, args.publish)}")
+        print(f"[knowshift] published: {build.publish(run.root, args.publish)}")
     return 0
 
 

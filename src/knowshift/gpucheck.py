@@ -22,13 +22,14 @@ from pathlib import Path
 
 import torch
 
-from . import finetune, generation, work
-from .finetune import FinetuneConfig
-from .params import resolve
+from .core.layout import REPOSITORY
+from .core.params import resolve
+from .engine import generation, work
+from .study import finetune
+from .study.finetune import FinetuneConfig
 from .workplan import device_name, measure_loaded
 
-REPO = Path(__file__).resolve().parents[2]
-TOKENIZER = REPO / "tests" / "data" / "tokenizers" / "metaspace"
+TOKENIZER = REPOSITORY / "tests" / "data" / "tokenizers" / "metaspace"
 SHAPE = Path(__file__).with_name("shapes") / "mistralai--Mistral-7B-v0.1.json"
 SMALL = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
          "num_attention_heads": 4, "num_key_value_heads": 2}

@@ -27,14 +27,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from traitlets.config import Config
 
-from . import executor, facts, finetune_sets, host, models
-from .book import build, confirmation, sources_dir
-from .errors import KnowshiftError, ParameterError, StageFailedError
-from .files import fingerprint, remove_temporaries, write_json
-from .layout import STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
-from .params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
-from .progress import Watcher
-from .provenance import PACKAGE_DIR, changes, code_key, notebook_modules
+from .book.build import build, confirmation, sources_dir
+from .core.errors import KnowshiftError, ParameterError, StageFailedError
+from .core.files import fingerprint, remove_temporaries, write_json
+from .core.layout import REPOSITORY, STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
+from .core.params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
+from .core.progress import Watcher
+from .core.provenance import PACKAGE_DIR, changes, code_key, notebook_modules
+from .engine import executor, host, models
+from .study import facts, finetune_sets
 
 TRACEBACK_LINES = 15        # of a failed cell, shown in the terminal
 
@@ -42,7 +43,7 @@ TRACEBACK_LINES = 15        # of a failed cell, shown in the terminal
 def notebooks_dir() -> Path:
     """The repository's ``notebooks/`` (``$KNOWSHIFT_NOTEBOOKS`` overrides)."""
     env = os.environ.get("KNOWSHIFT_NOTEBOOKS")
-    return Path(env) if env else PACKAGE_DIR.parent.parent / "notebooks"
+    return Path(env) if env else REPOSITORY / "notebooks"
 
 
 def _files_hash(root: Path, paths) -> str:
@@ -237,7 +238,7 @@ def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print)
     """Build the book unless it is current (same stages, book sources and book code)."""
     sources = sources_dir()
     beside = confirmation(folder.root)          # a replication shown beside this run
-    stamp = fingerprint(upstream, code_key(["book"]), _files_hash(sources, (
+    stamp = fingerprint(upstream, code_key(["book.build"]), _files_hash(sources, (
         p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)),
         beside and [_recorded(RunFolder(beside).stamp(n)).get("stamp") for n in STAGE_NAMES])
     stamp_file, index = folder.stamp("book"), folder.book_index()

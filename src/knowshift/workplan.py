@@ -31,15 +31,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import facts as facts_mod, finetune, finetune_sets, generation, slick
-from .encoding import answer_length
-from .errors import ParameterError
-from .layout import RunFolder
-from .models import (DEFAULT_MODEL, compute_dtypes, resolve_model, resolve_precision,
-                     with_precision)
-from .params import Params
-from .schema import format_question, format_target
-from .work import Tally
+from .core.errors import ParameterError
+from .core.layout import RunFolder
+from .core.params import Params
+from .core.schema import format_question, format_target
+from .engine import generation
+from .engine.encoding import answer_length
+from .engine.models import (DEFAULT_MODEL, compute_dtypes, resolve_model, resolve_precision,
+                            with_precision)
+from .engine.work import Tally
+from .study import facts as facts_mod
+from .study import finetune, finetune_sets, slick
 
 GIB = 2 ** 30
 # counts that depend on the model's answers: a plan gives the most they can be
@@ -505,7 +507,8 @@ def measure_loaded(net, tok, cfg, rows: tuple[int, int], load_s: float, model: s
     import torch
     import torch.nn.functional as F
     from transformers import DynamicCache
-    from .models import autocast
+
+    from .engine.models import autocast
     decoder, head = net.get_decoder(), net.get_output_embeddings()
     vocab = min(len(tok), net.config.vocab_size)
     gen = torch.Generator().manual_seed(0)
@@ -559,6 +562,7 @@ def measure_loaded(net, tok, cfg, rows: tuple[int, int], load_s: float, model: s
 def device_name(device) -> str:
     """A device as costs name it: the GPU's name, or the CPU's model and core count."""
     import os
+
     import torch
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

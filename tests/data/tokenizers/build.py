@@ -15,8 +15,8 @@ from tokenizers import (Tokenizer, decoders, models, normalizers, pre_tokenizers
                         trainers)
 from transformers import PreTrainedTokenizerFast
 
-from knowshift.facts import load_facts
-from knowshift.schema import format_exemplars
+from knowshift.core.schema import format_exemplars
+from knowshift.study.facts import load_facts
 
 HERE = Path(__file__).parent
 VOCAB = 1200

@@ -1,0 +1,255 @@
+"""Assemble a run's executed notebooks and the prose in ``book/`` into a Jupyter Book (1.x,
+Sphinx) and build it to HTML, offline.
+
+The book shows the notebooks' stored outputs; nothing is executed here. The builder copies the
+book sources and ``run_dir/notebooks/*.ipynb`` into ``run_dir/book/source``, writes the results
+chapter from the run's tables (:mod:`knowshift.comparison`), and builds with warnings as errors,
+so a missing figure, a broken cross-reference or a notebook the build cannot read fails the
+build with the warnings listed. The HTML replaces ``run_dir/book/html`` only once the build has
+succeeded."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..core.errors import BookBuildError, KnowshiftError
+from ..core.layout import REPOSITORY, RunFolder
+from ..study import findings
+
+
+def sources_dir() -> Path:
+    """The repository's ``book/`` (``$KNOWSHIFT_BOOK`` overrides)."""
+    env = os.environ.get("KNOWSHIFT_BOOK")
+    return Path(env) if env else REPOSITORY / "book"
+
+
+def toc_notebooks(sources: Path) -> list[str]:
+    """Notebook chapters the table of contents asks for (``notebooks/<name>``, no suffix)."""
+    return re.findall(r"file:\s*(notebooks/[\w.-]+)", (sources / "_toc.yml").read_text())
+
+
+# The profile whose run confirms another's, read with rules fixed before it ran: its findings
+# are shown beside the confirmed run's on the results page.
+CONFIRMED_BY = {"reference": "replication"}
+
+
+def confirmation(run_dir: str | Path) -> Path | None:
+    """The run folder that confirms ``run_dir`` (by :data:`CONFIRMED_BY`, beside it), when it
+    holds every product the comparison reads; else None."""
+    run = Path(run_dir).resolve()
+    other = CONFIRMED_BY.get(run.name)
+    if other is None:
+        return None
+    try:
+        findings.RunTables(run.parent / other)
+    except KnowshiftError:
+        return None
+    return run.parent / other
+
+
+def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Path:
+    """Write the book's source folder for ``run_dir``; returns it."""
+    run, sources = RunFolder(run_dir), Path(sources or sources_dir())
+    if not (sources / "_toc.yml").is_file():
+        raise BookBuildError(f"{sources} is not a book source folder (no _toc.yml)")
+    executed = {nb: run.notebooks() / f"{Path(nb).name}.ipynb" for nb in toc_notebooks(sources)}
+    missing = [nb for nb, path in executed.items() if not path.is_file()]
+    if missing:
+        raise BookBuildError(f"{run.root} lacks the executed notebooks {missing}: run the study "
+                             "stages first (knowshift run)")
+    source = run.book_source()
+    if source.exists():
+        shutil.rmtree(source)
+    shutil.copytree(sources, source, ignore=shutil.ignore_patterns("_build", ".*"))
+    _configure_repository(source / "_config.yml")
+    (source / "notebooks").mkdir(exist_ok=True)
+    for nb, path in executed.items():
+        failed = _error_outputs(path)
+        if failed:
+            raise BookBuildError(f"{path} holds error output ({failed}): rerun its stage "
+                                 "(knowshift run --force)")
+        _copy_for_reading(path, source / f"{nb}.ipynb")
+    table = findings.compare(run_dir)
+    workshop = source / "workshop.md"
+    if workshop.is_file():
+        text = _fill_findings(workshop.read_text(), table, run.root.name)
+        workshop.write_text(text.replace("{{ repository }}", repository_url(
+            source / "_config.yml") or "<repository-url>"))
+    method = source / "method.md"
+    if method.is_file():
+        method.write_text(method.read_text().replace(
+            "{{ scaling_rules }}", findings.rules_markdown()).replace(
+            "{{ power_table }}", findings.power_markdown(table, run_dir)))
+    intro = source / "intro.md"
+    if intro.is_file():
+        intro.write_text(intro.read_text().replace(
+            "{{ run_summary }}", findings.run_summary(run_dir)).replace(
+            "{{ build_summary }}", findings.build_summary(run_dir)))
+    results = source / "results.md"
+    if results.is_file():
+        text = results.read_text()
+        text = text.replace("{{ run_summary }}", findings.run_summary(run_dir))
+        text = text.replace("{{ build_summary }}", findings.build_summary(run_dir))
+        text = text.replace("{{ report }}", findings.report(table))
+        text = text.replace("{{ deviations }}", findings.deviations(run_dir))
+        text = text.replace("{{ comparison_table }}", findings.markdown(table))
+        text = text.replace("{{ replication }}", _replication(run_dir, table))
+        if "{{ findings_figure }}" in text:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+            fig = findings.figure(table)
+            fig.savefig(source / "findings.png", dpi=130, bbox_inches="tight")
+            plt.close(fig)
+            text = text.replace("{{ findings_figure }}", "![Each finding's effect with its 95 % "
+                                "interval, beside the paper's value](findings.png)")
+        results.write_text(text)
+    return source
+
+
+BINDER_URL, COLAB_URL = "https://mybinder.org", "https://colab.research.google.com"
+
+
+def repository_url(config: Path | None = None) -> str:
+    """The one setting the book's repository links hang on: ``$KNOWSHIFT_REPOSITORY_URL``,
+    else ``repository.url`` in the book's ``_config.yml`` ('' when unset)."""
+    env = os.environ.get("KNOWSHIFT_REPOSITORY_URL", "").strip()
+    if env:
+        return env
+    data = yaml.safe_load((config or sources_dir() / "_config.yml").read_text()) or {}
+    return str((data.get("repository") or {}).get("url") or "").strip()
+
+
+def _configure_repository(config: Path) -> None:
+    """Launch buttons (Binder, Colab, and JupyterHub when its URL is configured) and the
+    repository button from :func:`repository_url`; all off when it is unset. Notebook pages
+    sit at ``notebooks/<name>.ipynb`` in the book as in the repository, so the book's root
+    stands for the repository's."""
+    data = yaml.safe_load(config.read_text()) or {}
+    url = repository_url(config)
+    launch = data.setdefault("launch_buttons", {})
+    html = data.setdefault("html", {})
+    html["use_repository_button"] = bool(url)
+    if url:
+        repo = data.setdefault("repository", {})
+        repo.update({"url": url, "path_to_book": "",
+                     "branch": os.environ.get("KNOWSHIFT_REPOSITORY_BRANCH",
+                                              repo.get("branch") or "main")})
+        launch.update({"binderhub_url": BINDER_URL, "colab_url": COLAB_URL})
+    else:
+        data.pop("repository", None)
+        launch.update({"binderhub_url": "", "colab_url": "", "jupyterhub_url": ""})
+    config.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _replication(run_dir, table) -> str:
+    """The results page's section on the confirmatory replication."""
+    other = confirmation(run_dir)
+    if other is None:
+        name = CONFIRMED_BY.get(Path(run_dir).resolve().name)
+        if name is None:
+            return ("This run has no confirmatory replication of its own: the book of the "
+                    + " and ".join(f"`{k}`" for k in CONFIRMED_BY) + " profile shows one "
+                    "beside its reading, with fresh fine-tuning seeds.")
+        return (f"The confirmatory replication (`{name}` profile) has not been run for this "
+                f"build: `make run PROFILE={name}`, then rebuild this book.")
+    return ("This run's verdicts were read before the rules of the method chapter were fixed, "
+            "so they are **exploratory**. The replication repeats the study with other "
+            "fine-tuning seeds (the same study set and SliCK labels), read with those rules: "
+            "it is the **confirmatory** reading.\n\n"
+            + findings.run_summary(other) + "\n\n"
+            + findings.side_by_side(table, findings.compare(other)))
+
+
+def _fill_findings(text: str, table, run_name: str) -> str:
+    """``{{ finding N }}``: our number for finding N of the comparison, with its verdict;
+    ``{{ run_name }}``: the run folder's name."""
+    def finding(match):
+        row = table.iloc[int(match.group(1)) - 1]
+        verdict = "" if row["verdict"] == "-" else f" (**{row['verdict']}**)"
+        return f"{row['ours']}{verdict}"
+    text = text.replace("{{ run_name }}", f"`{run_name}`")
+    return re.sub(r"\{\{ finding (\d+) \}\}", finding, text)
+
+
+def _copy_for_reading(path: Path, target: Path) -> None:
+    """Copy an executed notebook into the book without what only the pipeline needs: the cell
+    papermill injects (the run's absolute paths) is removed from the page."""
+    nb = json.loads(path.read_text())
+    for cell in nb.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    target.write_text(json.dumps(nb, indent=1))
+
+
+def _error_outputs(path: Path) -> str:
+    """The first error a notebook's stored outputs hold ('' if none)."""
+    for cell in json.loads(path.read_text()).get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename')}: {out.get('evalue')}"
+    return ""
+
+
+def build(run_dir: str | Path, sources: str | Path | None = None) -> Path:
+    """Build the book of ``run_dir``; returns its ``index.html``."""
+    run = RunFolder(Path(run_dir).resolve())
+    source = stage_sources(run.root, sources)
+    scratch = run.book_scratch()
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
+           str(source), "--path-output", str(scratch), "--all", "-W", "--keep-going"]
+    env = os.environ | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log = proc.stdout + proc.stderr
+    run.book_log().write_text(log)
+    problems = [line for line in log.splitlines()
+                if re.search(r"\b(WARNING|ERROR)\b", line) or "Traceback" in line]
+    html = scratch / "_build" / "html"
+    if proc.returncode != 0 or problems or not (html / "index.html").is_file():
+        shown = "\n  ".join(problems[:20]) or log.strip()[-2000:]
+        raise BookBuildError(f"the book did not build (see {run.book_log()}):"
+                             f"\n  {shown}")
+    final = run.book_html()
+    old = final.with_name(".html-old")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(html, final)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return final / "index.html"
+
+
+PUBLISHED_MARK = ".knowshift-book"
+
+
+def publish(run_dir: str | Path, target: str | Path) -> Path:
+    """Copy the built book of ``run_dir`` to ``target`` for static hosting (a ``gh-pages``
+    checkout, a web server's folder): the HTML, ``.nojekyll`` (GitHub Pages must not run Jekyll
+    on ``_static/``) and a mark that lets the next publish replace it. A folder with other
+    content is refused, never overwritten. Returns ``target/index.html``."""
+    html, target = RunFolder(run_dir).book_html(), Path(target)
+    if not (html / "index.html").is_file():
+        raise BookBuildError(f"{html} has no built book: run `knowshift book` first")
+    if target.exists() and any(target.iterdir()) and not (target / PUBLISHED_MARK).is_file():
+        raise BookBuildError(f"{target} is not empty and holds no published knowshift book; "
+                             "publish into an empty folder (or a previous publish)")
+    staged = target.with_name(f".{target.name}.publishing")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(html, staged)
+    (staged / ".nojekyll").write_text("")
+    (staged / PUBLISHED_MARK).write_text(f"{Path(run_dir).resolve()}\n")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staged, target)
+    return target / "index.html"

@@ -1,0 +1,48 @@
+"""Stage 6 analysis: which knowledge category is worth fine-tuning on? Test accuracy by the
+test questions' SliCK category for each category-pure fine-tuning set (D_HighlyKnown, ...,
+D_Natural), at EARLY_STOP and CONVERGENCE (the paper's Table 2), with 95 % intervals
+(:func:`knowshift.stats.estimate`: across seeds, or a bootstrap over questions for one)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..core.files import write_parquet
+from ..core.layout import RunFolder
+from ..core.stats import estimate, mean
+
+COLUMNS = ["train_set", "checkpoint", "epoch", "test_category", "accuracy", "low", "high", "n",
+           "seeds"]
+
+
+def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
+                         test_set: str = "test") -> pd.DataFrame:
+    """Long table: train set category, checkpoint, test category (plus ``All``), accuracy with
+    ``low``/``high``, ``n`` questions, ``seeds`` and the mean checkpoint ``epoch`` (no rows
+    when the profile runs no category-pure set)."""
+    pure = checkpoints[checkpoints["kind"] == "pure"]
+    test = results[results["set"] == test_set].drop(columns=["category"], errors="ignore")
+    if "seed" not in test.columns:
+        test, pure = test.assign(seed=0), pure.assign(seed=0)
+    at = test.merge(pure[["seed", "variant", "epoch", "checkpoint", "category"]],
+                    on=["seed", "variant", "epoch"])
+    rows = []
+    for (category, checkpoint), cp in at.groupby(["category", "checkpoint"], sort=False):
+        for test_category, group in [*cp.groupby("slick_category"), ("All", cp)]:
+            per_seed = [(g["correct"].to_numpy(),) for _, g in group.groupby("seed")]
+            est = estimate(per_seed, mean, bounds=(0.0, 1.0))
+            rows.append({"train_set": f"D_{category}", "checkpoint": checkpoint,
+                         "epoch": group.groupby("seed")["epoch"].first().mean(),
+                         "test_category": test_category, "accuracy": est.value,
+                         "low": est.low, "high": est.high,
+                         "n": int(group.groupby("seed").size().iloc[0]),
+                         "seeds": group["seed"].nunique()})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_stage(run_dir) -> pd.DataFrame:
+    """Stage 6: write the product ``accuracy_by_category``."""
+    run = RunFolder(run_dir)
+    table = accuracy_by_category(run.read("results"), run.read("checkpoints"))
+    write_parquet(table, run.path("accuracy_by_category"))
+    return table
