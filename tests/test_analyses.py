@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from knowshift.core.scoring import is_abstention, score, summarize
+from knowshift.core.scoring import is_abstention, rates, score
 from knowshift.study.categories import accuracy_by_category
 from knowshift.study.checkpoints import (convergence_epoch, early_stop_epoch, per_epoch,
                                          plateau_epochs, select)
@@ -77,7 +77,7 @@ def test_idk_answers_are_abstentions_not_errors():
     scored = score(["Nairobi", "I don't know", "Lima", "I don't know"],
                    [["Nairobi"], ["Oslo"], ["Quito"], ["I don't know"]])
     assert scored["abstained"].tolist() == [False, True, False, True]
-    stats = summarize(scored.iloc[:3])
+    stats = rates(scored.iloc[:3])
     assert stats["accuracy"] == pytest.approx(1 / 3)         # abstention counts as not correct
     assert stats["answer_rate"] == pytest.approx(2 / 3)
     assert stats["accuracy_answered"] == pytest.approx(1 / 2)

@@ -76,7 +76,7 @@ def test_launch_buttons_follow_the_repository_url_setting(smoke_run, tmp_path, m
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("book"))
     monkeypatch.setenv("KNOWSHIFT_REPOSITORY_URL", "https://github.com/knowshift/knowshift")
-    index = book.build(copy)
+    index = book.build_html(copy)
     report = check.check(index)
     assert report["problems"] == []
     notebooks = book.toc_notebooks(book.sources_dir())
@@ -119,7 +119,7 @@ def test_a_broken_page_fails_the_build_and_keeps_the_last_good_book(smoke_run, t
     index = run_dir / "book" / "html" / "index.html"
     before = index.stat().st_mtime_ns
     with pytest.raises(book.BookBuildError) as err:
-        book.build(run_dir, sources=sources)
+        book.build_html(run_dir, sources=sources)
     message = str(err.value)
     assert "nothing.png" in message and "no-such-label" in message
     assert index.stat().st_mtime_ns == before
@@ -135,10 +135,10 @@ def test_a_notebook_with_an_error_is_refused(smoke_run, tmp_path):
                             "traceback": []})
     nb_path.write_text(json.dumps(nb))
     with pytest.raises(book.BookBuildError, match="04_dynamics.*ValueError: boom"):
-        book.build(tmp_path)
+        book.build_html(tmp_path)
     (tmp_path / "notebooks" / "05_regression.ipynb").unlink()
     with pytest.raises(book.BookBuildError, match=r"lacks the executed notebooks.*05_regression"):
-        book.build(tmp_path)
+        book.build_html(tmp_path)
 
 
 def test_comparison_rows_follow_the_run(smoke_run):

@@ -16,7 +16,7 @@ def test_cached_batched_greedy_equals_one_call_per_question(default_model):
     fast = complete(net, tok, PREFIX, QUESTIONS, batch_size=4)
     naive = complete_naive(net, tok, PREFIX, QUESTIONS)
     assert [a[0] for a in fast] == naive
-    assert fast[0] == ["Paris"] and fast[1] == ["Nairobi"]      # measured in shared/
+    assert fast[0] == ["Paris"] and fast[1] == ["Nairobi"]      # the default model's answers
 
 
 def test_sampling_is_seeded(default_model):

@@ -31,6 +31,6 @@ def test_notebooks_run_top_to_bottom_in_jupyter_into_one_run_folder(tmp_path):
         errors = [o for c in nb.cells for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, (stage.notebook, errors)
-        assert all(p.is_file() for p in run.required(stage.name)), stage.notebook
+        assert all(p.is_file() for p in run.outputs(stage.name)), stage.notebook
     sets = json.loads(json.dumps(run.read("sets")["seed"].unique().tolist()))
     assert sets == [0, 1]                            # the smoke profile's seeds

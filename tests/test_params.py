@@ -10,7 +10,7 @@ import yaml
 
 from knowshift.core import params as P
 from knowshift.core.errors import ParameterError
-from knowshift.core.layout import STAGES, run_folder
+from knowshift.core.layout import STAGES, run_dir_for
 from knowshift.pipeline import notebooks_dir
 from knowshift.study.finetune import FinetuneConfig
 from knowshift.study.slick import SlickConfig
@@ -159,7 +159,7 @@ def test_notebooks_run_the_workshop_profile_by_default():
     for stage in STAGES:
         cell = _parameters_cell(notebooks_dir() / stage.notebook)
         # the notebooks run in notebooks/, one level below the repository root
-        assert cell["run_dir"] == f"../{run_folder(P.DEFAULT_PROFILE).as_posix()}", stage.notebook
+        assert cell["run_dir"] == f"../{run_dir_for(P.DEFAULT_PROFILE).as_posix()}", stage.notebook
         reads_params = bool(P.Params().for_stage(stage.name))
         expected = {"run_dir", "profile", "overrides"} if reads_params else {"run_dir"}
         assert set(cell) == expected, stage.notebook

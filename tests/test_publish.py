@@ -7,7 +7,7 @@ import yaml
 
 from knowshift import cli
 from knowshift.core.errors import BookBuildError
-from knowshift.core.layout import RunFolder, run_folder
+from knowshift.core.layout import RunFolder, run_dir_for
 
 ROOT = Path(__file__).parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
@@ -35,7 +35,7 @@ def test_the_pages_workflow_runs_the_readme_commands_and_deploys_the_printed_fol
             "actions/deploy-pages"} <= set(uses)
     upload = next(s for s in steps if s.get("uses", "").startswith(
         "actions/upload-pages-artifact"))
-    printed = RunFolder(run_folder("reference")).book_html()    # what `knowshift run` prints
+    printed = RunFolder(run_dir_for("reference")).book_html()    # what `knowshift run` prints
     assert Path(upload["with"]["path"]) == printed
     deploy = workflow["jobs"]["deploy"]
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"

@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from knowshift.core.errors import ParameterError
-from knowshift.study.slick import CATEGORIES, categorize, category_mix, draw_exemplar_sets
+from knowshift.study.categories import category_mix
+from knowshift.study.slick import CATEGORIES, categorize, draw_exemplar_sets
 
 
 @pytest.mark.parametrize("p_greedy, p_sample, expected", [

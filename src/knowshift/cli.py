@@ -11,7 +11,7 @@ from .audit import judge, rows
 from .audit.rows import Budget
 from .book import build, check
 from .core.errors import KnowshiftError, ParameterError
-from .core.layout import STAGE_NAMES, RunFolder, run_folder
+from .core.layout import STAGE_NAMES, RunFolder, run_dir_for
 from .core.params import DEFAULT_PROFILE, SCHEMA, describe, parse_override, profile_names, resolve
 from .study.slick import SlickConfig
 
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 def _audit(args) -> int:
     study = args.study
     if study is None:
-        default = run_folder(DEFAULT_PROFILE)
+        default = run_dir_for(DEFAULT_PROFILE)
         study = default if RunFolder(default).path("points").is_file() else "paper"
     given = {name: getattr(args, name) for name in ("model", *AUDIT_FLAGS.values())
              if getattr(args, name) is not None}
@@ -217,7 +217,7 @@ def _plan(args) -> int:
             write_json({"costs": asdict(costs)}, args.save_costs)
     if args.workers < 1:
         raise ParameterError(f"--workers must be at least 1, not {args.workers}")
-    plan = workplan.make_plan(params, run_folder(args.profile, args.run_dir), device, costs,
+    plan = workplan.make_plan(params, run_dir_for(args.profile, args.run_dir), device, costs,
                               args.gpu_memory, profile=args.profile, workers=args.workers)
     print(plan.report())
     if args.json:
@@ -226,8 +226,8 @@ def _plan(args) -> int:
 
 
 def _book(args) -> int:
-    run = RunFolder(run_folder(args.profile, args.run_dir))
-    index = build.build(run.root)
+    run = RunFolder(run_dir_for(args.profile, args.run_dir))
+    index = build.build_html(run.root)
     print(f"[knowshift] book: {index}")
     if args.check:
         shots = {f"{c}.html": run.book_screenshot(c) for c in run.SCREENSHOT_CHAPTERS}

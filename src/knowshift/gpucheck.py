@@ -77,7 +77,7 @@ def _question(rng: random.Random) -> tuple[str, str]:
 def slick_groups(rng: random.Random, n_groups: int, per_group: int, k_shot: int = 4,
                  budget: int = 8) -> list[tuple]:
     """SliCK-like groups: a k-shot prefix of exemplars and questions, as
-    :func:`knowshift.generation.complete_many` takes them."""
+    :func:`knowshift.engine.generation.complete_many` takes them."""
     groups = []
     for g in range(n_groups):
         shots = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in (_question(rng) for _ in range(k_shot)))

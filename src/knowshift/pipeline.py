@@ -2,7 +2,7 @@
 
 A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fingerprint of its
 key (:func:`stage_key`: its parameters, its notebook, the code its notebook imports with the
-libraries that code uses (:mod:`knowshift.provenance`), and the stamp of the stage before it),
+libraries that code uses (:mod:`knowshift.core.provenance`), and the stamp of the stage before it),
 and its products are the ones it recorded (same size and modification time). A stale stage is
 reported with what changed. Parameters that name a file or folder are read against the
 caller's directory and reach the stages resolved. Everything a run will need (the parameters,
@@ -15,7 +15,6 @@ touched."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -27,10 +26,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from traitlets.config import Config
 
-from .book.build import build, confirmation, sources_dir
+from .book.build import build_html, confirmation, sources_dir
 from .core.errors import KnowshiftError, ParameterError, StageFailedError
 from .core.files import fingerprint, remove_temporaries, write_json
-from .core.layout import REPOSITORY, STAGE_NAMES, STAGES, RunFolder, Stage, run_folder
+from .core.layout import REPOSITORY, STAGE_NAMES, STAGES, RunFolder, Stage, run_dir_for
 from .core.params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
 from .core.progress import Watcher
 from .core.provenance import PACKAGE_DIR, changes, code_key, notebook_modules
@@ -54,21 +53,12 @@ def _files_hash(root: Path, paths) -> str:
     return h.hexdigest()[:16]
 
 
-def _recorded(path: Path) -> dict:
-    """What a stage's stamp file records ({} if there is none or it is unreadable)."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
 def _products_state(folder: RunFolder, stage_name: str) -> dict[str, list[int]] | None:
     """Size and modification time of each required product (None if one is missing): a
     product rewritten since the stamp, e.g. by running the notebook by hand with other
     parameters, makes the stage stale."""
     state = {}
-    for path in folder.required(stage_name):
+    for path in folder.outputs(stage_name):
         if not path.is_file():
             return None
         st = path.stat()
@@ -113,7 +103,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
     ``overrides``, then build the book (by default when all stages run); returns the run
     folder. The bars (stages, and the progress inside SliCK and fine-tuning) go to the stream
     ``progress`` (default: standard error). ``executor_spec`` (default: ``$KNOWSHIFT_EXECUTOR``,
-    else local) says where the stages' pieces run (:mod:`knowshift.executor`)."""
+    else local) says where the stages' pieces run (:mod:`knowshift.engine.executor`)."""
     overrides = dict(overrides or {})
     spec = executor_spec if executor_spec is not None else os.environ.get(executor.ENV, "")
     where = executor.parse(spec)                # a bad spec is refused before any work
@@ -123,7 +113,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
               **{k: params.plain()[k] for k in params.path_names()}}
     if Path(profile).suffix in (".yaml", ".yml"):
         profile = str(Path(profile).resolve())       # the notebooks run in notebooks/
-    run_dir = run_folder(profile, run_dir).resolve()
+    run_dir = run_dir_for(profile, run_dir).resolve()
     folder = RunFolder(run_dir)
     wanted = stages or STAGE_NAMES
     unknown = [s for s in wanted if s not in STAGE_NAMES]
@@ -200,7 +190,7 @@ def plan(params: Params, folder: RunFolder, through: str, forced=(),
     for stage in STAGES[:STAGE_NAMES.index(through) + 1]:
         key = stage_key(stage, params, upstream, root)
         stamp = upstream = fingerprint(key)
-        record = _recorded(folder.stamp(stage.name))
+        record = folder.stamp_record(stage.name)
         reason = _staleness(record, key, stamp, folder, stage.name)
         if stage.name in forced:
             reason = "forced, caches emptied" if stage.cache else "forced"
@@ -228,7 +218,7 @@ def _staleness(record: dict, key: dict, stamp: str, folder: RunFolder,
 
 
 def _check_products(folder: RunFolder, stage: Stage) -> None:
-    missing = [str(p.relative_to(folder.root)) for p in folder.required(stage.name)
+    missing = [str(p.relative_to(folder.root)) for p in folder.outputs(stage.name)
                if not p.is_file()]
     if missing:
         raise StageFailedError(f"stage {stage.name} finished without writing {missing}")
@@ -240,13 +230,13 @@ def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print)
     beside = confirmation(folder.root)          # a replication shown beside this run
     stamp = fingerprint(upstream, code_key(["book.build"]), _files_hash(sources, (
         p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)),
-        beside and [_recorded(RunFolder(beside).stamp(n)).get("stamp") for n in STAGE_NAMES])
-    stamp_file, index = folder.stamp("book"), folder.book_index()
-    if not force and index.is_file() and _recorded(stamp_file).get("stamp") == stamp:
+        beside and [RunFolder(beside).stamp_record(n).get("stamp") for n in STAGE_NAMES])
+    index = folder.book_index()
+    if not force and index.is_file() and folder.stamp_record("book").get("stamp") == stamp:
         log(f"[knowshift] book: current, skipped -> {index}")
         return index
-    index = build(folder.root)
-    write_json({"stage": "book", "stamp": stamp}, stamp_file)
+    index = build_html(folder.root)
+    write_json({"stage": "book", "stamp": stamp}, folder.stamp("book"))
     log(f"[knowshift] book: done -> {index}")
     return index
 

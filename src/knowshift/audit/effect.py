@@ -4,7 +4,6 @@ or the paper's own coefficients (Table 1, which reports none), and what to do ab
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -35,9 +34,7 @@ def study_fit(study: str | Path | None) -> dict:
                              "pass a run folder or 'paper'")
     res = regression.fit(pd.read_parquet(points_path))
     ci = res.conf_int() * 100
-    stamps = run.stamp("slick")
-    model = json.loads(stamps.read_text())["params"].get("model", "?") if stamps.is_file() else "?"
-    model = shown_value("model", model)
+    model = shown_value("model", run.stamp_record("slick").get("params", {}).get("model", "?"))
     return {"b0": 100 * res.params["Intercept"], "b_kn": 100 * res.params["known_share"],
             "b_unk": 100 * res.params["unknown_share"], "r_squared": float(res.rsquared),
             "b_kn_ci": ci.loc["known_share"].tolist(), "b_unk_ci": ci.loc["unknown_share"].tolist(),

@@ -1,10 +1,10 @@
 """Audit a fine-tuning set before training: how much of it is new to the model, and what
 fitting it is likely to do (the paper's finding as a practical tool, and a gate).
 
-Reading DATA is :mod:`knowshift.audit_data` (row shapes, skips) over
-:mod:`knowshift.audit_files` (containers), the projection and recommendation
-:mod:`knowshift.audit_effect`, the HTML page :mod:`knowshift.audit_report`. Here: SliCK runs
-with the study's code (:func:`knowshift.slick.label_questions`). A full audit splits the
+Reading DATA is :mod:`knowshift.audit.rows` (row shapes, skips) over
+:mod:`knowshift.audit.containers` (containers), the projection and recommendation
+:mod:`knowshift.audit.effect`, the HTML page :mod:`knowshift.audit.report`. Here: SliCK runs
+with the study's code (:func:`knowshift.study.slick.label_questions`). A full audit splits the
 examples in two halves (balanced per relation, by a seeded hash of each example) and labels
 each half with exemplars drawn from the other, so an example is never among its own
 exemplars; the work is cut in slices of :data:`SLICE` examples whose SliCK chunks are cached
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import stats
 from ..core.answers import matched
 from ..core.errors import ParameterError
 from ..core.files import write_json, write_parquet, write_text
@@ -31,7 +30,8 @@ from ..core.progress import Progress
 from ..core.schema import CATEGORIES, COLUMNS
 from ..engine.models import check_source, load_model, resolve_model, with_precision
 from ..study.offline_facts import build_offline_facts
-from ..study.slick import SlickConfig, category_mix, label_questions
+from ..study.categories import category_mix
+from ..study.slick import SlickConfig, label_questions
 from . import containers, rows
 from .effect import expected_effect, recommend, study_fit
 from .report import furthest_from_known, render_html
@@ -331,13 +331,12 @@ def _evidence(examples: pd.DataFrame, labelled: pd.DataFrame | None) -> pd.DataF
 
 def _mix(table: pd.DataFrame, with_interval: bool) -> dict:
     """Each category's count and share; under a sample, with its Wilson 95 % interval."""
-    mix, out = category_mix(table), {}
-    for c in CATEGORIES:
-        n = int(mix.loc[c, "n"])
-        est = stats.proportion(n, len(table)) if with_interval else None
-        out[c] = {"n": n, "share": float(mix.loc[c, "share"]) if len(table) else 0.0,
-                  "low": est.low if est else None, "high": est.high if est else None}
-    return out
+    mix = category_mix(table)
+    return {c: {"n": int(mix.loc[c, "n"]),
+                "share": float(mix.loc[c, "share"]) if len(table) else 0.0,
+                "low": float(mix.loc[c, "low"]) if with_interval else None,
+                "high": float(mix.loc[c, "high"]) if with_interval else None}
+            for c in CATEGORIES}
 
 
 def _group_mix(table: pd.DataFrame, column: str) -> dict:

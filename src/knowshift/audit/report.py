@@ -74,7 +74,7 @@ def _evidence_rows(table: pd.DataFrame, columns: list[str]) -> list[dict]:
 
 def render_html(report: dict, table: pd.DataFrame, skipped: pd.DataFrame,
                 group_by: list[str]) -> str:
-    """The report page for ``report`` (see :func:`knowshift.audit.run`), its labelled
+    """The report page for ``report`` (see :func:`knowshift.audit.judge.run`), its labelled
     ``table`` and ``skipped`` turns, with one category-mix figure overall and one per
     ``group_by`` column of at most :data:`MAX_FIGURE_GROUPS` values."""
     figs = [("Category mix", figures.audit_mix(table, None))] if len(table) else []

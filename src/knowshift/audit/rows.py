@@ -11,7 +11,7 @@ Row shapes (detected from the first row's fields, or forced with ``--format``):
 A conversation gives one example per user turn answered by the next assistant turn; system
 messages are kept as the example's ``context``. A row or turn SliCK cannot judge (an answer
 longer than a short-answer budget, a long prompt, a prompt that asks for no fact
-(:mod:`knowshift.audit_scope`), no user → assistant pair, tool calls, non-text content, an
+(:mod:`knowshift.audit.scope`), no user → assistant pair, tool calls, non-text content, an
 empty answer, a turn marked ``weight: 0``) is **skipped with its reason**
 and counted, never dropped silently. A row that is malformed for its shape (invalid JSON, a
 missing field, a wrong type) is an error: every such row is listed with its line or row
@@ -51,7 +51,7 @@ CONTENT_FIELDS = {"qa": ("question", "answer", "answers"), "chat": ("messages",)
 @dataclass(frozen=True)
 class Budget:
     """What SliCK can judge by exact match: a short answer to a short question, which asks for
-    a fact (:mod:`knowshift.audit_scope`) unless ``judge_all``."""
+    a fact (:mod:`knowshift.audit.scope`) unless ``judge_all``."""
     max_answer_words: int = 10
     max_prompt_words: int = 128
     judge_all: bool = False
@@ -111,7 +111,7 @@ def detect(record: dict) -> str | None:
 
 
 def read_examples(path, shape: str | None = None, budget: Budget = Budget()) -> Examples:
-    """Read DATA (any container of :mod:`knowshift.audit_files`), detect or check its shape,
+    """Read DATA (any container of :mod:`knowshift.audit.containers`), detect or check its shape,
     and split it into auditable examples and skipped turns. Raises :class:`DataFileError`
     listing every malformed row."""
     data = containers.read(path)
@@ -135,7 +135,7 @@ def read_examples(path, shape: str | None = None, budget: Budget = Budget()) -> 
             problems.append(f"{data.where} {row}: {err}")
             continue
         extra = {k: v for k, v in record.items() if k not in CONTENT_FIELDS[shape]
-                 and k not in EXAMPLE_COLUMNS and _plain(v)}
+                 and k not in EXAMPLE_COLUMNS and _is_scalar(v)}
         examples += [{"line": row, "record": index, **e, **extra} for e in found]
         skipped += [{"line": row, "turn": turn, "reason": reason,
                      "excerpt": _excerpt(excerpt)} for turn, reason, excerpt in skips]
@@ -188,7 +188,7 @@ class _Malformed(ValueError):
     """A row that does not have its shape's fields."""
 
 
-def _plain(value) -> bool:
+def _is_scalar(value) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
@@ -361,20 +361,20 @@ def _pairs(turns: list[tuple[str, str, str | None]], budget: Budget):
 
 
 def check_on_labels(folder) -> pd.DataFrame:
-    """The applicability check (:mod:`knowshift.audit_scope`) against hand labels: one row
+    """The applicability check (:mod:`knowshift.audit.scope`) against hand labels: one row
     per example (an assistant turn answering a user turn) of the labelled files in ``folder``
     (any shape the audit reads, each row with ``kind`` and ``expected``: one ``fact``/``other``
     per such turn), with ``factual`` (the label), ``in_budget`` (within the length budget),
     ``judged`` (by a default audit) and ``reason`` (why not)."""
     rows = []
     for path in sorted(p for p in Path(folder).iterdir() if p.suffix in (".jsonl", ".json")):
-        every = read_examples(path, budget=Budget(judge_all=True))
+        all_examples = read_examples(path, budget=Budget(judge_all=True))
         default = read_examples(path)
-        skipped = every.skipped[~every.skipped["reason"].str.startswith("no user")]
-        turns = pd.concat([every.table[["line", "turn"]], skipped[["line", "turn"]]])
+        skipped = all_examples.skipped[~all_examples.skipped["reason"].str.startswith("no user")]
+        turns = pd.concat([all_examples.table[["line", "turn"]], skipped[["line", "turn"]]])
         reasons = {(r.line, r.turn): r.reason for r in default.skipped.itertuples()}
-        in_budget = set(zip(every.table["line"], every.table["turn"]))
-        records = dict(zip(every.data.rows, every.data.records))
+        in_budget = set(zip(all_examples.table["line"], all_examples.table["turn"]))
+        records = dict(zip(all_examples.data.rows, all_examples.data.records))
         for line, group in turns.groupby("line"):
             labels = records[line]["expected"].split()
             for turn, label in zip(sorted(group["turn"]), labels, strict=True):

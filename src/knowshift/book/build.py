@@ -3,7 +3,7 @@ Sphinx) and build it to HTML, offline.
 
 The book shows the notebooks' stored outputs; nothing is executed here. The builder copies the
 book sources and ``run_dir/notebooks/*.ipynb`` into ``run_dir/book/source``, writes the results
-chapter from the run's tables (:mod:`knowshift.comparison`), and builds with warnings as errors,
+chapter from the run's tables (:mod:`knowshift.study.findings`), and builds with warnings as errors,
 so a missing figure, a broken cross-reference or a notebook the build cannot read fails the
 build with the warnings listed. The HTML replaces ``run_dir/book/html`` only once the build has
 succeeded."""
@@ -200,7 +200,7 @@ def _error_outputs(path: Path) -> str:
     return ""
 
 
-def build(run_dir: str | Path, sources: str | Path | None = None) -> Path:
+def build_html(run_dir: str | Path, sources: str | Path | None = None) -> Path:
     """Build the book of ``run_dir``; returns its ``index.html``."""
     run = RunFolder(Path(run_dir).resolve())
     source = stage_sources(run.root, sources)

@@ -5,6 +5,7 @@ all ask :class:`RunFolder` for a path by its product name; none spells a path it
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def stage(name: str) -> Stage:
     return STAGES[STAGE_NAMES.index(name)]
 
 
-def run_folder(profile: str | Path, run_dir: str | Path | None = None) -> Path:
+def run_dir_for(profile: str | Path, run_dir: str | Path | None = None) -> Path:
     """Where a profile's run lives: ``run_dir`` if given, else ``runs/<profile name>``."""
     return Path(run_dir or RUNS / Path(profile).stem)
 
@@ -97,7 +98,7 @@ class RunFolder:
             raise KeyError(f"no stage declares the product {product!r}")
         return self.root / _PRODUCER[product].products[product]
 
-    def require(self, product: str) -> Path:
+    def existing(self, product: str) -> Path:
         """The path of ``product``; :class:`MissingStageOutputError` naming the stage that
         writes it if it is not there."""
         path = self.path(product)
@@ -109,10 +110,10 @@ class RunFolder:
         return path
 
     def read(self, product: str):
-        """A parquet product as a DataFrame (see :meth:`require`). pandas is imported here so
+        """A parquet product as a DataFrame (see :meth:`existing`). pandas is imported here so
         that the layout, at the bottom of the package, costs nothing to import."""
         import pandas as pd
-        return pd.read_parquet(self.require(product))
+        return pd.read_parquet(self.existing(product))
 
     def figure(self, name: str) -> Path:
         """The stem of a figure (``.png``/``.svg`` are added when it is saved)."""
@@ -126,7 +127,7 @@ class RunFolder:
         """The folder of the audit walk-through (stage 8)."""
         return self.path("audit_report").parent
 
-    def required(self, stage_name: str) -> list[Path]:
+    def outputs(self, stage_name: str) -> list[Path]:
         """What must exist for ``stage_name`` to count as done: its products and the PNG of
         each of its figures."""
         s = stage(stage_name)
@@ -137,17 +138,26 @@ class RunFolder:
     def stamp(self, stage_name: str) -> Path:
         return self.root / ".stamps" / f"{stage_name}.json"
 
+    def stamp_record(self, stage_name: str) -> dict:
+        """What a stage's stamp records ({} if there is none or it is unreadable): the one
+        reader of the JSON the pipeline writes."""
+        try:
+            record = json.loads(self.stamp(stage_name).read_text())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
     def progress(self, stage_name: str) -> Path:
-        """Where a running stage writes its progress (:mod:`knowshift.progress`)."""
+        """Where a running stage writes its progress (:mod:`knowshift.core.progress`)."""
         return self.root / ".progress" / f"{stage_name}.json"
 
     def jobs(self, stage_name: str) -> Path:
         """Where an executor's jobs for a stage keep their logs and record
-        (:mod:`knowshift.executor`)."""
+        (:mod:`knowshift.engine.executor`)."""
         return self.root / ".jobs" / stage_name
 
     def work(self, stage_name: str) -> Path:
-        """What a stage's model work amounted to in its last run (:mod:`knowshift.work`)."""
+        """What a stage's model work amounted to in its last run (:mod:`knowshift.engine.work`)."""
         return self.root / ".work" / f"{stage_name}.json"
 
     def notebooks(self) -> Path:

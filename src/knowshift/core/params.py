@@ -5,8 +5,8 @@ The defaults *are* the workshop profile (the README's CPU run). A profile (a YAM
 ``knowshift/profiles`` or anywhere) holds only what differs from them, the way nanoGPT's
 ``config/*.py`` files override ``train.py``'s globals; command-line overrides (``-p name=value``)
 and a notebook's ``overrides`` come last. Unknown names and wrong types or values are refused
-with one message naming the parameter. The stage configs (:class:`knowshift.slick.SlickConfig`,
-:class:`knowshift.finetune.FinetuneConfig`), ``knowshift params``, the pipeline's stamps and the
+with one message naming the parameter. The stage configs (:class:`knowshift.study.slick.SlickConfig`,
+:class:`knowshift.study.finetune.FinetuneConfig`), ``knowshift params``, the pipeline's stamps and the
 notebooks all read this table."""
 
 from __future__ import annotations
@@ -249,11 +249,11 @@ def check(name: str, value: Any) -> Any:
         value = tuple(value)
     problem = p.rule(value) if p.rule else None
     if problem:
-        raise ParameterError(f"parameter {name!r} {problem}, got {_plain(value)!r}")
+        raise ParameterError(f"parameter {name!r} {problem}, got {_listed(value)!r}")
     return value
 
 
-def _plain(value: Any) -> Any:
+def _listed(value: Any) -> Any:
     """Tuples back to lists, for YAML, JSON and papermill."""
     return list(value) if isinstance(value, tuple) else value
 
@@ -275,7 +275,7 @@ class Params(Mapping):
         if name not in self._values:
             if name in SCHEMA:
                 raise ParameterError(f"parameter {name!r} is not declared for this stage "
-                                     "(add the stage to its entry in knowshift.params.SCHEMA)")
+                                     "(add the stage to its entry in knowshift.core.params.SCHEMA)")
             raise KeyError(name)
         return self._values[name]
 
@@ -306,13 +306,13 @@ class Params(Mapping):
 
     def plain(self) -> dict[str, Any]:
         """Every value as YAML/JSON holds it (lists, not tuples)."""
-        return {n: _plain(v) for n, v in self._values.items()}
+        return {n: _listed(v) for n, v in self._values.items()}
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per parameter: its value (a resolved path as :func:`shown_path` shows it),
         its default and what it means (for notebooks)."""
-        return [{"parameter": n, "value": shown_value(n, _plain(v)),
-                 "default": _plain(SCHEMA[n].default), "meaning": SCHEMA[n].help}
+        return [{"parameter": n, "value": shown_value(n, _listed(v)),
+                 "default": _listed(SCHEMA[n].default), "meaning": SCHEMA[n].help}
                 for n, v in self._values.items()]
 
     def with_paths_resolved(self, base: str | Path) -> "Params":
@@ -332,7 +332,7 @@ class Params(Mapping):
 
     def differences(self) -> dict[str, Any]:
         """The values that differ from the defaults."""
-        return {n: _plain(v) for n, v in self._values.items() if v != SCHEMA[n].default}
+        return {n: _listed(v) for n, v in self._values.items() if v != SCHEMA[n].default}
 
 
 def from_params(cls, params: Mapping[str, Any]):
@@ -414,6 +414,6 @@ def describe() -> list[tuple[str, str, str, str]]:
     out = []
     for name, p in SCHEMA.items():
         types = "/".join("null" if t is NONE else t.__name__ for t in p.types if t is not tuple)
-        out.append((name, types, yaml.safe_dump(_plain(p.default), default_flow_style=True)
+        out.append((name, types, yaml.safe_dump(_listed(p.default), default_flow_style=True)
                     .strip().removesuffix("...").strip(), p.help))
     return out

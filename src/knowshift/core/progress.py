@@ -2,7 +2,7 @@
 
 A stage runs inside a notebook kernel, so its tqdm bars reach the notebook, not the terminal of
 ``knowshift run``. :class:`Progress` therefore also writes what it has done to a small JSON file
-of the run folder (:meth:`knowshift.layout.RunFolder.progress`), and :class:`Watcher`, in the
+of the run folder (:meth:`knowshift.core.layout.RunFolder.progress`), and :class:`Watcher`, in the
 pipeline, reads that file once a second and shows it in the terminal as a tqdm bar with its
 rate and ETA. Work found finished in a cache counts as the bar's starting point, so the ETA is
 read from the work actually being done."""

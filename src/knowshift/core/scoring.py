@@ -23,7 +23,7 @@ def score(predictions: list[str], answers: list[list[str]]) -> pd.DataFrame:
                          "abstained": [is_abstention(p) for p in predictions]})
 
 
-def summarize(scored: pd.DataFrame) -> pd.Series:
+def rates(scored: pd.DataFrame) -> pd.Series:
     """accuracy (abstentions count as wrong), answer rate, accuracy on answered questions."""
     answered = ~scored["abstained"]
     return pd.Series({"accuracy": scored["correct"].mean(), "answer_rate": answered.mean(),

@@ -229,11 +229,11 @@ def proportion(count: int, total: int) -> Estimate:
     return Estimate(count / total, float(low), float(high), f"Wilson, n = {total}")
 
 
-def summarize(table: pd.DataFrame, by: list[str], value: str, seed: str = "seed",
-              bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
+def over_seeds(table: pd.DataFrame, by: list[str], value: str, seed: str = "seed",
+               bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
     """Per group of ``by``: the mean of a share ``value`` over seeds with its t interval
     (clipped to ``bounds``; columns ``value``, ``low``, ``high``, ``seeds``). For one seed see
-    :func:`accuracy_table`."""
+    :func:`knowshift.study.checkpoints.accuracy_table`."""
     rows = []
     for key, g in table.groupby(by, sort=False, dropna=False):
         est = clip(across_seeds(g.groupby(seed)[value].mean()), *bounds)
@@ -247,26 +247,9 @@ def interval_table(table: pd.DataFrame, by: list[str], values: list[str],
                    seed: str = "seed") -> pd.DataFrame:
     """Each of ``values`` (shares) per group of ``by`` as text, ``mean [low, high]`` in points,
     the mean over seeds with its t interval: a table a reader can read intervals off."""
-    cols = {v: summarize(table, by, v, seed) for v in values}
+    cols = {v: over_seeds(table, by, v, seed) for v in values}
     out = cols[values[0]][by].copy()
     for v, t in cols.items():
         out[v] = [Estimate(a, lo, hi, "").points() for a, lo, hi in
                   zip(t["value"], t["low"], t["high"])]
     return out.set_index(by)
-
-
-def accuracy_table(results: pd.DataFrame, checkpoints: pd.DataFrame, by: list[str],
-                   sets: Sequence[str] = ("test", "ood")) -> pd.DataFrame:
-    """Accuracy at each checkpoint of each group of ``by`` (columns of ``checkpoints``) on each
-    of ``sets``, with its interval by :func:`estimate` (per-question rows of ``results``)."""
-    keys = ["seed", "variant", "epoch"]
-    extra = [c for c in dict.fromkeys([*by, "checkpoint"]) if c not in keys]
-    at = results.drop(columns=[c for c in extra if c in results.columns]).merge(
-        checkpoints[[*keys, *extra]], on=keys)
-    rows = []
-    for key, g in at[at["set"].isin(sets)].groupby([*by, "set"], sort=False, dropna=False):
-        per_seed = [(s["correct"].to_numpy(),) for _, s in g.groupby("seed")]
-        est = estimate(per_seed, mean, bounds=(0.0, 1.0))
-        rows.append({**dict(zip([*by, "set"], key)), "accuracy": est.value, "low": est.low,
-                     "high": est.high, "interval": est.method})
-    return pd.DataFrame(rows)

@@ -1,5 +1,5 @@
 """Closed-book evaluation of a (fine-tuned) model: zero-shot prompts in the study's format,
-greedy decoding. Scoring lives in :mod:`knowshift.scoring` (no torch)."""
+greedy decoding. Scoring lives in :mod:`knowshift.core.scoring` (no torch)."""
 
 from __future__ import annotations
 

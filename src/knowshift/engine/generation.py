@@ -11,7 +11,7 @@ the decoding steps here). Greedy answers are those of plain ``generate`` (``comp
 the reference). Sampled answers are drawn by inverse CDF from uniforms of a counter-based stream
 keyed by the group's seed, the prompt's ids, the copy and the step, so they do not depend on the
 batch size or on what a prompt is batched with. The model's layers run under the autocast
-:func:`knowshift.models.load_model` chose, one autocast region per call so that the weights
+:func:`knowshift.engine.models.load_model` chose, one autocast region per call so that the weights
 are cast once, not at every step; the next token's logits are computed in float32 on every
 device (bf16 weights included), so greedy choices are not made on rounded scores. Batches hold
 up to ``batch_size`` rows (prompts x samples), so a GPU decodes many rows per step; a batch's
@@ -206,7 +206,7 @@ def _batch_cache(model, states: list, width: int) -> DynamicCache:
 def encode_groups(tok, groups) -> list[tuple[list[int], list[list[int]]]]:
     """Per group ``(prefix, suffixes, ...)``, the ids its prompts share (computed once) and
     each prompt's own: together the ids of the prompt's whole text
-    (:func:`knowshift.encoding.shared_head`)."""
+    (:func:`knowshift.engine.encoding.shared_head`)."""
     return [shared_head(tok, prefix, list(suffixes)) for prefix, suffixes, *_ in groups]
 
 
@@ -219,7 +219,7 @@ def complete_many(model, tok, groups: list[tuple[str, list[str], list[int], int]
     groups cost the decoding steps of one); per group, per suffix, ``num_samples`` answers
     (one greedy answer when ``temperature`` is 0). ``budgets`` cap each answer's tokens: a
     continuation longer than any accepted answer cannot match, so generating further is waste.
-    Every prompt is the ids of its whole text (:mod:`knowshift.encoding`); the ids its group's
+    Every prompt is the ids of its whole text (:mod:`knowshift.engine.encoding`); the ids its group's
     prompts share are computed once. Deterministic given the seeds."""
     with autocast(model):
         return _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_size)
@@ -243,7 +243,7 @@ def batches(tok, groups, temperature: float, num_samples: int, batch_size: int):
 
 
 def prefix_work(heads) -> dict[str, int]:
-    """The work of computing a call's distinct shared prefixes once each (:mod:`knowshift.work`
+    """The work of computing a call's distinct shared prefixes once each (:mod:`knowshift.engine.work`
     counts; the plan counts the same)."""
     distinct = {tuple(h) for h in heads}
     return {"forward_passes": sum(1 for h in distinct if h),
@@ -308,7 +308,7 @@ def complete(model, tok, prefix: str, suffixes: list[str], *, temperature: float
 def complete_naive(model, tok, prefix: str, suffixes: list[str], *, max_new_tokens: int = 12
                    ) -> list[str]:
     """Reference path: one plain greedy ``generate`` call per prompt (the ids of its whole text,
-    :func:`knowshift.encoding.encode`), no batching, no cache sharing, no early stop. Used by
+    :func:`knowshift.engine.encoding.encode`), no batching, no cache sharing, no early stop. Used by
     the throughput benchmark and the equivalence test."""
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False,
                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)

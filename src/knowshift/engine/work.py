@@ -4,7 +4,7 @@ checked against a real run and costs can be read per token.
 Generation and training call :func:`count` with what they just did; nothing is counted unless
 a :func:`recording` is open, and the counts go to the phase named by the innermost
 :func:`phase` (for example ``slick greedy``). A stage writes what it recorded to its work file
-(:meth:`knowshift.layout.RunFolder.work`): the work it did in this process, not what it found
+(:meth:`knowshift.core.layout.RunFolder.work`): the work it did in this process, not what it found
 finished in its cache."""
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Stage 6 analysis: which knowledge category is worth fine-tuning on? Test accuracy by the
-test questions' SliCK category for each category-pure fine-tuning set (D_HighlyKnown, ...,
-D_Natural), at EARLY_STOP and CONVERGENCE (the paper's Table 2), with 95 % intervals
-(:func:`knowshift.stats.estimate`: across seeds, or a bootstrap over questions for one)."""
+"""SliCK's categories read off results: how a labelled table divides among them
+(:func:`category_mix`, for stage 2, the audit and the findings), and stage 6's analysis, which
+knowledge category is worth fine-tuning on: test accuracy by the test questions' SliCK category
+for each category-pure fine-tuning set (D_HighlyKnown, ..., D_Natural), at EARLY_STOP and
+CONVERGENCE (the paper's Table 2), with 95 % intervals (:func:`knowshift.core.stats.estimate`:
+across seeds, or a bootstrap over questions for one)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,27 @@ import pandas as pd
 
 from ..core.files import write_parquet
 from ..core.layout import RunFolder
-from ..core.stats import estimate, mean
+from ..core.schema import CATEGORIES
+from ..core.stats import estimate, mean, proportion
+from .checkpoints import at_checkpoints
 
 COLUMNS = ["train_set", "checkpoint", "epoch", "test_category", "accuracy", "low", "high", "n",
            "seeds"]
+
+
+def category_mix(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Share of each SliCK category of a labelled table (a ``category`` column): overall, one
+    row per category with ``n``, ``share`` and its Wilson 95 % interval ``low``/``high``; or per
+    ``by`` (e.g. ``relation``), one row per group, a column per category's share and ``n``."""
+    keys = [by] if by else []
+    counts = (table.groupby(keys + ["category"], observed=False).size()
+              if keys else table["category"].value_counts().reindex(CATEGORIES, fill_value=0))
+    if not keys:
+        shares = [proportion(int(n), int(counts.sum())) for n in counts]
+        return pd.DataFrame({"n": counts, "share": counts / counts.sum(),
+                             "low": [e.low for e in shares], "high": [e.high for e in shares]})
+    wide = counts.unstack("category").reindex(columns=CATEGORIES, fill_value=0)
+    return wide.div(wide.sum(axis=1), axis=0).assign(n=wide.sum(axis=1))
 
 
 def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
@@ -24,8 +43,7 @@ def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
     test = results[results["set"] == test_set].drop(columns=["category"], errors="ignore")
     if "seed" not in test.columns:
         test, pure = test.assign(seed=0), pure.assign(seed=0)
-    at = test.merge(pure[["seed", "variant", "epoch", "checkpoint", "category"]],
-                    on=["seed", "variant", "epoch"])
+    at = at_checkpoints(test, pure, ["checkpoint", "category"])
     rows = []
     for (category, checkpoint), cp in at.groupby(["category", "checkpoint"], sort=False):
         for test_category, group in [*cp.groupby("slick_category"), ("All", cp)]:

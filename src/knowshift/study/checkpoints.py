@@ -7,9 +7,14 @@ epoch, as in the paper (§4: after 50 epochs, the train set fitted); it counts a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
+from ..core.stats import estimate, mean
+
 RUN = ["seed", "variant"]       # one fine-tuning run
+EPOCH = [*RUN, "epoch"]         # one evaluation of one run
 PLATEAU_EPOCHS = 2
 TOLERANCE = 0.025               # about one example of a 48-example set
 
@@ -67,4 +72,32 @@ def select(metrics: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
             rows.append({"seed": seed, "variant": variant, "checkpoint": name, "epoch": epoch,
                          **m.loc[epoch].to_dict(), "plateau_epochs": plateau,
                          "converged": plateau >= PLATEAU_EPOCHS})
+    return pd.DataFrame(rows)
+
+
+def at_checkpoints(results: pd.DataFrame, checkpoints: pd.DataFrame,
+                   columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The per-question rows of ``results`` at the epochs of ``checkpoints`` (joined on seed,
+    variant and epoch, in the order of ``results``), with ``columns`` of the checkpoint rows
+    (``checkpoint``, ``kind``, ...) in place of any ``results`` has. Without ``checkpoint``
+    among them, checkpoints sharing an epoch give its rows once."""
+    extra = [c for c in dict.fromkeys(columns) if c not in EPOCH]
+    chosen = checkpoints[[*EPOCH, *extra]]
+    if "checkpoint" not in extra:
+        chosen = chosen.drop_duplicates()
+    return results.drop(columns=[c for c in extra if c in results.columns]).merge(chosen, on=EPOCH)
+
+
+def accuracy_table(results: pd.DataFrame, checkpoints: pd.DataFrame, by: list[str],
+                   sets: Sequence[str] = ("test", "ood")) -> pd.DataFrame:
+    """Accuracy at each checkpoint of each group of ``by`` (columns of ``checkpoints``) on each
+    of ``sets``, with its interval by :func:`~knowshift.core.stats.estimate` (per-question rows
+    of ``results``)."""
+    at = at_checkpoints(results, checkpoints, [*by, "checkpoint"])
+    rows = []
+    for key, g in at[at["set"].isin(sets)].groupby([*by, "set"], sort=False, dropna=False):
+        per_seed = [(s["correct"].to_numpy(),) for _, s in g.groupby("seed")]
+        est = estimate(per_seed, mean, bounds=(0.0, 1.0))
+        rows.append({**dict(zip([*by, "set"], key)), "accuracy": est.value, "low": est.low,
+                     "high": est.high, "interval": est.method})
     return pd.DataFrame(rows)

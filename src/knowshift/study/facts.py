@@ -1,5 +1,5 @@
-"""Fact sets in the tidy schema of :mod:`knowshift.schema`: the real EntityQuestions files, or
-the built-in offline set (:mod:`knowshift.offline_facts`), plus study-set sampling."""
+"""Fact sets in the tidy schema of :mod:`knowshift.core.schema`: the real EntityQuestions files, or
+the built-in offline set (:mod:`knowshift.study.offline_facts`), plus study-set sampling."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Seaborn figures of the study. Each function takes a tidy table and returns a Figure; the
-notebooks save them with :func:`knowshift.files.save_figure` (PNG and SVG)."""
+notebooks save them with :func:`knowshift.core.files.save_figure` (PNG and SVG)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def _band(ax, x, table: pd.DataFrame, label: str, **style):
 def accuracy_vs_unknown(table: pd.DataFrame):
     """Test accuracy (in- and out-of-distribution) against the share of Unknown examples in
     the fine-tuning set, at EARLY_STOP and CONVERGENCE, with 95 % intervals (the paper's
-    Figure 1). ``table``: :func:`knowshift.stats.accuracy_table` of the mixes by
+    Figure 1). ``table``: :func:`knowshift.study.checkpoints.accuracy_table` of the mixes by
     ``unknown_share`` and ``checkpoint``."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     names = {"test": "in-distribution", "ood": "out-of-distribution"}
@@ -101,9 +101,9 @@ def accuracy_vs_unknown(table: pd.DataFrame):
 def fit_curves(curves: pd.DataFrame):
     """Train accuracy of the Known and Unknown subsets per epoch, one panel per % Unknown,
     mean over seeds with its 95 % interval (the paper's Figure 3: Unknown examples are fitted
-    later). ``curves``: :func:`knowshift.dynamics.fit_curves`."""
-    from ..core.stats import summarize
-    summary = summarize(curves, ["unknown_share", "subset", "epoch"], "train_accuracy")
+    later). ``curves``: :func:`knowshift.study.dynamics.fit_curves`."""
+    from ..core.stats import over_seeds
+    summary = over_seeds(curves, ["unknown_share", "subset", "epoch"], "train_accuracy")
     shares = sorted(summary["unknown_share"].unique())
     fig, axes = plt.subplots(1, len(shares), figsize=(2.6 * len(shares) + 1, 3.2),
                              sharey=True, squeeze=False)
@@ -176,7 +176,7 @@ def category_heatmap(table: pd.DataFrame):
 def mitigations(summary: pd.DataFrame):
     """Plain vs filtered vs IDK-relabelled sets: accuracy, answer rate and accuracy on
     answered questions, means over seeds with 95 % intervals. ``summary``:
-    :func:`knowshift.mitigations.summary`."""
+    :func:`knowshift.study.mitigations.summary`."""
     if summary.empty:
         return _not_run("No mitigation sets in this profile (mitigation_shares is empty)")
     kinds = {"mix": "plain", "filtered": "Unknown filtered out", "idk": "Unknown relabelled IDK"}

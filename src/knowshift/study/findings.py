@@ -5,14 +5,13 @@ The paper's numbers are quoted from its arXiv text (2405.05904): Table 1 (linear
 (category-pure sets), Table 8 (IDK relabelling), §3 footnote 5 (category mix), §4.1-§4.3 and
 appendix H. Each finding is measured as one effect whose sign the paper states (e.g. accuracy
 at 100 % Unknown minus at 0 %), per seed and paired on the same questions, with its interval by
-:mod:`knowshift.stats` (t across seeds; a bootstrap over questions for one seed; clustered OLS
+:mod:`knowshift.core.stats` (t across seeds; a bootstrap over questions for one seed; clustered OLS
 for the linear model). The verdict is ``agrees``, ``inconclusive at this size`` or
-``disagrees`` (:func:`knowshift.stats.verdict`), never a sign alone; ``-`` marks a descriptive
+``disagrees`` (:func:`knowshift.core.stats.verdict`), never a sign alone; ``-`` marks a descriptive
 row or one this profile does not run."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from ..core.layout import STAGE_NAMES, RunFolder
 from ..core.params import shown_value
 from ..core.stats import Estimate
 from ..engine import host
+from .categories import category_mix
+from .checkpoints import at_checkpoints
 
 NOT_RUN = ("not run in this profile", None)
 STAGE_TITLES = {"slick": "SliCK", "finetune": "fine-tuning"}
@@ -84,7 +85,7 @@ class RunTables:
     def __init__(self, run_dir: str | Path):
         self.run = RunFolder(run_dir)
         for product in self.PRODUCTS.values():
-            self.run.require(product)
+            self.run.existing(product)
         self._cache: dict[str, pd.DataFrame] = {}
 
     def __getattr__(self, name: str) -> pd.DataFrame:
@@ -101,8 +102,7 @@ class RunTables:
         cp = cp[(cp["variant"] == variant) & (cp["checkpoint"] == checkpoint)]
         r = self.results
         r = r[(r["variant"] == variant) & (r["set"] == set_name)]
-        return r.merge(cp[["seed", "epoch"]], on=["seed", "epoch"])[
-            ["seed", "id", "correct", "abstained", "known", "epoch"]]
+        return at_checkpoints(r, cp)[["seed", "id", "correct", "abstained", "known", "epoch"]]
 
 
 def pts(x: float) -> str:
@@ -128,8 +128,8 @@ def _mix_variants(t: RunTables) -> pd.Series:
 
 
 def _category_mix(t: RunTables):
-    counts = t.slick["category"].astype(str).value_counts()
-    parts = [f"{c} {stats.proportion(int(counts.get(c, 0)), len(t.slick)).points(0)}"
+    mix = category_mix(t.slick)
+    parts = [f"{c} {Estimate(*mix.loc[c, ['share', 'low', 'high']], '').points(0)}"
              for c in ("HighlyKnown", "MaybeKnown", "WeaklyKnown", "Unknown")]
     return "; ".join(parts) + f" % of {len(t.slick)} questions", None
 
@@ -569,8 +569,7 @@ def figure(table: pd.DataFrame):
 
 def _stamps(run: RunFolder) -> dict[str, dict]:
     """The stamp of each stage that has one."""
-    return {name: json.loads(run.stamp(name).read_text()) for name in STAGE_NAMES
-            if run.stamp(name).is_file()}
+    return {name: record for name in STAGE_NAMES if (record := run.stamp_record(name))}
 
 
 def build_summary(run_dir: str | Path) -> str:

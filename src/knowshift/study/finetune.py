@@ -11,7 +11,7 @@ questions after each epoch for the mixes (the regression reads every epoch) and 
 and CONVERGENCE for the other kinds. The per-question rows are kept, not the weights. A
 finished (seed, variant) run is never retrained (its file is keyed by the model, the set, the
 held-out questions, the config and the code that trains and evaluates, see
-:func:`knowshift.provenance.code_key`); an interrupted one restarts from scratch.
+:func:`knowshift.core.provenance.code_key`); an interrupted one restarts from scratch.
 
 Speed without changing the job: the output layer is applied only where the loss is read (the
 answer tokens, about a fifth of a sequence; its 49k-word softmax is a fifth of the model's work
@@ -81,7 +81,7 @@ class FinetuneConfig:
 
 def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
     """(token ids of prompt + target, prompt length) per example: the whole text encoded as
-    every other path encodes it (:func:`knowshift.encoding.encode_split`), so the prompt's ids
+    every other path encodes it (:func:`knowshift.engine.encoding.encode_split`), so the prompt's ids
     are those evaluation feeds and the loss is read on the ids the target has in the whole
     sequence."""
     return [encode_split(tok, format_question(q), format_target(t))
@@ -223,8 +223,8 @@ def _train(model, tok, examples, held_out, config, progress, desc, test_every_ep
     data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
     optim = make_optimizer(model, config)
     order_rng = torch.Generator().manual_seed(config.seed)
-    every = {k: v for k, v in held_out.items() if test_every_epoch or k == "dev"}
-    tests = {k: v for k, v in held_out.items() if k not in every}
+    each_epoch = {k: v for k, v in held_out.items() if test_every_epoch or k == "dev"}
+    tests = {k: v for k, v in held_out.items() if k not in each_epoch}
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     results, best, best_state, best_epoch = [], -1.0, None, 0
     bar = tqdm(range(1, config.epochs + 1), desc=desc or "epochs", unit="epoch",
@@ -234,7 +234,7 @@ def _train(model, tok, examples, held_out, config, progress, desc, test_every_ep
         order = torch.randperm(len(data), generator=order_rng).tolist()
         losses = train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
         train_s = time.perf_counter() - start
-        rows = evaluate_epoch(model, tok, examples, every, config)
+        rows = evaluate_epoch(model, tok, examples, each_epoch, config)
         if tests and (dev := _dev_accuracy(rows)) > best:
             best, best_epoch = dev, epoch
             best_state = {n: p.detach().to("cpu", copy=True) for n, p in trainable.items()}
@@ -292,17 +292,17 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
     checkpoints only (see :func:`train_variant`); category-pure sets are tested
     in-distribution only, as the paper's Table 2 reads them. The runs not yet finished are
     trained here, one after another, or as jobs of the executor that ``$KNOWSHIFT_EXECUTOR``
-    names (:mod:`knowshift.executor`; records and logs in ``jobs_dir``)."""
+    names (:mod:`knowshift.engine.executor`; records and logs in ``jobs_dir``)."""
     out_dir = Path(out_dir)
     runs = []
     identity, code = resolve_model(model_name)[1], code_key(["study.finetune"])
-    for seed, variant, examples, asked, every in training_runs(sets, held_out):
+    for seed, variant, examples, asked, test_every_epoch in training_runs(sets, held_out):
         run_config = replace(config, seed=int(seed))
         key = fingerprint(identity, asdict(run_config),
                           examples[["id", "question", "target"]].to_dict("list"),
                           {k: v[["id", "question", "answers"]].to_dict("list")
-                           for k, v in asked.items()}, every, code)
-        runs.append((f"seed{seed}-{variant}", examples, asked, run_config, every,
+                           for k, v in asked.items()}, test_every_epoch, code)
+        runs.append((f"seed{seed}-{variant}", examples, asked, run_config, test_every_epoch,
                      out_dir / "variants" / f"seed{seed}-{variant}-{key}.parquet"))
     todo = [run for run in runs if not run[-1].is_file()]
     where = executor.current()
@@ -312,18 +312,18 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
         if where.local:
             base = (load_base(model_name, device, config)
                     if config.method == "lora" and todo else None)
-            for i, (_, examples, asked, run_config, every, path) in enumerate(todo, 1):
+            for i, (_, examples, asked, run_config, every_epoch, path) in enumerate(todo, 1):
                 def tick(epoch, i=i, seed=run_config.seed,
                          variant=examples["variant"].iloc[0]):
                     bar.update(1, f"run {i}/{len(todo)}: seed {seed} {variant}, epoch "
                                   f"{epoch}/{config.epochs}")
-                train_to_file(model_name, device, examples, asked, run_config, every, path,
-                              tick=tick, base=base, progress=progress)
+                train_to_file(model_name, device, examples, asked, run_config, every_epoch,
+                              path, tick=tick, base=base, progress=progress)
         else:
             pieces = [executor.Piece(name, train_piece, (model_name, device, examples, asked,
-                                                          run_config, every, path),
+                                                          run_config, every_epoch, path),
                                      config.epochs)
-                      for name, examples, asked, run_config, every, path in todo]
+                      for name, examples, asked, run_config, every_epoch, path in todo]
             for ledger in executor.run_pieces(pieces, where, Path(jobs_dir or out_dir / "jobs"),
                                               bar, scratch=[out_dir]):
                 work.add(ledger)
@@ -331,33 +331,34 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
 
 
 def train_to_file(model_name: str, device: str, examples: pd.DataFrame,
-                  asked: dict[str, pd.DataFrame], config: FinetuneConfig, every: bool,
+                  asked: dict[str, pd.DataFrame], config: FinetuneConfig, test_every_epoch: bool,
                   path: Path, tick: Callable[[int], None], base=None,
                   progress: bool = False) -> None:
     """One (seed, variant) run, its per-question rows written to ``path`` (atomically: a run
     killed before the end leaves no file); ``tick(epoch)`` after each epoch."""
     seed, variant = config.seed, examples["variant"].iloc[0]
     rows = train_variant(model_name, device, examples, asked, config, progress,
-                         desc=f"seed {seed} {variant}", test_every_epoch=every, on_epoch=tick,
-                         base=base)
+                         desc=f"seed {seed} {variant}", test_every_epoch=test_every_epoch,
+                         on_epoch=tick, base=base)
     rows.insert(0, "variant", variant)
     rows.insert(0, "seed", int(seed))
     write_parquet(rows, path)
 
 
-def train_piece(model_name, device, examples, asked, config, every, path, tick) -> dict:
+def train_piece(model_name, device, examples, asked, config, test_every_epoch, path,
+                tick) -> dict:
     """:func:`train_to_file` as an executor's job: its work counted in the job's own process
     and returned (``{phase: counts}``) for the stage to add up."""
     with work.recording() as done, work.phase("finetune training"):
-        train_to_file(model_name, device, examples, asked, config, every, path,
+        train_to_file(model_name, device, examples, asked, config, test_every_epoch, path,
                       tick=lambda epoch: tick(1))
     return work.counts_of(done)
 
 
 def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Stage 3: build the fine-tuning sets from the SliCK table once per seed, fine-tune a
-    fresh base model on each (seed, set), and write the products ``sets``, ``results`` (per question and epoch),
-    ``metrics`` (per seed, variant and epoch) and ``checkpoints`` (EARLY_STOP and CONVERGENCE
+    fresh base model on each (seed, set), and write the products ``sets``, ``results`` (per
+    question and epoch), ``metrics`` (per seed, variant and epoch) and ``checkpoints`` (EARLY_STOP and CONVERGENCE
     per seed and variant)."""
     p = params.for_stage("finetune")
     run = RunFolder(run_dir)

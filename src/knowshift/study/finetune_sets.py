@@ -62,7 +62,7 @@ def train_pool(slick_table: pd.DataFrame) -> pd.DataFrame:
     return slick_table[(slick_table["split"] == "train") & ~slick_table["ood"]]
 
 
-def size_problem(slick_table: pd.DataFrame, size: int, unknown_shares: list[float],
+def size_problem(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[float],
                  pure_size: int = 0, pure_categories: list[str] | None = None,
                  mitigation_shares: list[float] | None = None) -> str | None:
     """Why the SliCK table cannot fill the sets asked for (None if it can), with the counts it
@@ -73,11 +73,11 @@ def size_problem(slick_table: pd.DataFrame, size: int, unknown_shares: list[floa
     n_known = sum(have[c] for c in KNOWN)
     short = []
     for share in [*unknown_shares, *(mitigation_shares or [])]:
-        n_unk = int(round(share * size))
-        if size - n_unk > n_known or n_unk > len(train) - n_known:
-            parts = [f"{n} {what}" for n, what in ((size - n_unk, "Known"), (n_unk, "Unknown"))
+        n_unk = int(round(share * d_size))
+        if d_size - n_unk > n_known or n_unk > len(train) - n_known:
+            parts = [f"{n} {what}" for n, what in ((d_size - n_unk, "Known"), (n_unk, "Unknown"))
                      if n]
-            short.append(f"a {share_label(share)} Unknown mix of d_size {size} needs "
+            short.append(f"a {share_label(share)} Unknown mix of d_size {d_size} needs "
                          f"{' and '.join(parts)}")
     small = [c for c in pure_categories or [] if c in have and have[c] < pure_size]
     if NATURAL in (pure_categories or []) and len(train) < pure_size:
@@ -94,12 +94,12 @@ def size_problem(slick_table: pd.DataFrame, size: int, unknown_shares: list[floa
             "raise n_train (a new study set, labelled again)")
 
 
-def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float],
+def build_sets(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[float],
                pure_size: int = 0, pure_categories: list[str] | None = None,
                mitigation_shares: list[float] | None = None, *, seed: int) -> pd.DataFrame:
     """All fine-tuning sets of the study as one long table (one row per example per set)."""
-    if size < 1:
-        raise ParameterError(f"fine-tuning set size must be >= 1, got {size}")
+    if d_size < 1:
+        raise ParameterError(f"d_size (|D|) must be >= 1, got {d_size}")
     bad = [s for s in [*unknown_shares, *(mitigation_shares or [])] if not 0 <= s <= 1]
     if bad:
         raise ParameterError(f"Unknown shares must lie in [0, 1], got {bad}")
@@ -107,7 +107,7 @@ def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float]
                          ("mitigation_shares", mitigation_shares or [])):
         if clash := share_clash(values):
             raise ParameterError(f"{name} {clash}")
-    if problem := size_problem(slick_table, size, unknown_shares, pure_size, pure_categories,
+    if problem := size_problem(slick_table, d_size, unknown_shares, pure_size, pure_categories,
                                mitigation_shares):
         raise ParameterError(problem)
     train = train_pool(slick_table)
@@ -116,8 +116,8 @@ def build_sets(slick_table: pd.DataFrame, size: int, unknown_shares: list[float]
     parts = []
 
     def mix(share: float) -> pd.DataFrame:
-        n_unk = int(round(share * size))
-        return pd.concat([_take(known, size - n_unk, f"a {share:.0%} Unknown set (Known part)"),
+        n_unk = int(round(share * d_size))
+        return pd.concat([_take(known, d_size - n_unk, f"a {share:.0%} Unknown set (Known part)"),
                           _take(unknown, n_unk, f"a {share:.0%} Unknown set (Unknown part)")])
 
     for share in unknown_shares:

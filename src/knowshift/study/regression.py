@@ -4,7 +4,7 @@
 
 where N_kn and N_unk are the Known and Unknown fine-tuning examples the model *fits* (answers
 right) at a checkpoint. One point per (seed, mix, epoch); a run's epochs are not independent,
-so standard errors are clustered by training run (seed x mix; :func:`knowshift.stats.
+so standard errors are clustered by training run (seed x mix; :func:`knowshift.core.stats.
 clustered_ols`). b_unk < 0 means that fitting Unknown examples costs accuracy."""
 
 from __future__ import annotations

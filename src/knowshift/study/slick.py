@@ -94,9 +94,9 @@ def _budgets(tok, questions: pd.Series, answers: pd.Series, cap: int) -> list[in
 def cache_key(identity: str, config: SlickConfig, study: pd.DataFrame, pool: pd.DataFrame
               ) -> dict:
     """What a chunk's answers depend on: the model (its ``identity``,
-    :func:`knowshift.models.model_identity`), the config, the questions and exemplars (every
+    :func:`knowshift.engine.models.model_identity`), the config, the questions and exemplars (every
     field a prompt or a score reads), and the code that computes them with its libraries
-    (:func:`knowshift.provenance.code_key` of this module)."""
+    (:func:`knowshift.core.provenance.code_key` of this module)."""
     return {"model": identity, "config": asdict(config),
             "study": fingerprint(study[["id", "question", "answers"]].to_dict("list")),
             "pool": fingerprint(pool[["id", "relation", "question", "answer"]].to_dict("list")),
@@ -134,7 +134,7 @@ def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
     """Consecutive chunks grouped while a group fits in ``size`` rows (one batch), so that small
     relations share a batch and a block leaves no small tail batch; a chunk larger than a batch
     stands alone. Fixed by the chunk list alone: a resumed run batches alike (and no answer
-    depends on the cut: :mod:`knowshift.generation`)."""
+    depends on the cut: :mod:`knowshift.engine.generation`)."""
     out, current, n = [], [], 0
     for chunk in chunks:
         if current and n + rows[chunk[0]] > size:
@@ -194,7 +194,7 @@ class Prompts:
 
     def block(self, block, questions: dict[str, np.ndarray]) -> list[tuple]:
         """The groups ``(prefix, suffixes, budgets, seed)`` of one block, for
-        :func:`knowshift.generation.complete_many`."""
+        :func:`knowshift.engine.generation.complete_many`."""
         prompts = []
         for r, i in block:
             exemplars, keep = self.sets[r][i], questions[r]
@@ -208,7 +208,7 @@ class Prompts:
 @dataclass(frozen=True)
 class Jobs:
     """Where SliCK's prompt blocks run when not in the stage's process: the executor, and the
-    model and device each job loads (:mod:`knowshift.executor`)."""
+    model and device each job loads (:mod:`knowshift.engine.executor`)."""
     where: executor.Executor
     model: str
     device: str
@@ -265,7 +265,7 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
     """Run SliCK on every question of ``study``; exemplars come from ``pool`` (the facts they
     may be drawn from; never a study question). Returns ``study`` with P_correct, category and
     predictions. Progress (answers generated, by chunk) goes to a bar and to ``progress_file``
-    (:mod:`knowshift.progress`). With ``jobs`` on an executor other than local, the blocks not
+    (:mod:`knowshift.core.progress`). With ``jobs`` on an executor other than local, the blocks not
     yet cached are answered by its jobs (``model`` may then be None: the stage loads only the
     tokenizer) and read back from the cache."""
     if study.empty:
@@ -333,17 +333,6 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                sampled.groupby("id")["predictions"].agg(lambda s: [p for ps in s for p in ps]))
     out["sample_predictions"] = [list(samples.get(i, [])) for i in out["id"]]
     return out.reset_index(drop=True)
-
-
-def category_mix(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
-    """Share of each SliCK category, overall or per ``by`` (e.g. ``relation``)."""
-    keys = [by] if by else []
-    counts = (table.groupby(keys + ["category"], observed=False).size()
-              if keys else table["category"].value_counts().reindex(CATEGORIES, fill_value=0))
-    if not keys:
-        return pd.DataFrame({"n": counts, "share": counts / counts.sum()})
-    wide = counts.unstack("category").reindex(columns=CATEGORIES, fill_value=0)
-    return wide.div(wide.sum(axis=1), axis=0).assign(n=wide.sum(axis=1))
 
 
 def run_stage(run_dir: str | Path, params, progress: bool = True) -> pd.DataFrame:
