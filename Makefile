@@ -44,7 +44,7 @@ bench: setup
 	$(BIN)/python benchmarks/slick_throughput.py
 	$(BIN)/python benchmarks/audit_throughput.py
 
-# The GPU path at the paper profile's shape on a CUDA machine (README, "On a GPU"): no venv, no
+# The GPU path at the paper profile's shape on a CUDA machine (docs/gpu.md): no venv, no
 # hub; the machine's own python with PyTorch. Wheels in .gpu-wheels/ (`make gpu-wheels`, run
 # where the package registry is reachable) are installed into .gpu-deps/ first.
 GPU_PYTHON ?= python3

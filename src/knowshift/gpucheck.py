@@ -45,7 +45,7 @@ def _check_versions() -> None:
         sys.exit(f"gpu-check: transformers {transformers.__version__} is older than knowshift "
                  f"needs ({'.'.join(map(str, NEEDS['transformers']))}); carry the wheel: "
                  "`make gpu-wheels` where the registry is reachable, then `make gpu-check` "
-                 "installs .gpu-wheels/ into .gpu-deps/ (README, \"On a GPU\")")
+                 "installs .gpu-wheels/ into .gpu-deps/ (docs/gpu.md)")
 
 
 def build_model(device: torch.device, small: bool):

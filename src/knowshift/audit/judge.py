@@ -49,7 +49,7 @@ TYPE_OF_QUESTION = [("person", re.compile(r"^(?:\W*)(?:who|whom|whose)\b", re.I)
                     ("place", re.compile(r"^(?:\W*)(?:where\b|(?:in )?(?:which|what) "
                                          r"(?:country|city|state|continent|town|place)\b)",
                                          re.I))]
-# Exit codes of `knowshift audit` (documented in its --help and the README).
+# Exit codes of `knowshift audit` (documented in its --help and docs/audit.md).
 EXIT_OK, EXIT_ERROR, EXIT_GATE = 0, 2, 3
 
 

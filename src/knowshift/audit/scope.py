@@ -7,7 +7,7 @@ gold answer the model could know, so it would always come out Unknown.
 The check reads the example's text only (no model), with rules a person can follow; an example
 that fails gets one of the :data:`REASONS`. It reads the prompt's last sentence that asks
 something (chatter before a question does not hide it), then the answer. Its precision and
-recall on hand-labelled rows (``tests/data/applicability*``) are in the README."""
+recall on hand-labelled rows (``tests/data/applicability*``) are in benchmarks/README.md."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..core.errors import BookBuildError, KnowshiftError
+from ..core.files import write_folder
 from ..core.layout import REPOSITORY, RunFolder
 from ..study import findings
 
@@ -220,12 +221,7 @@ def build_html(run_dir: str | Path, sources: str | Path | None = None) -> Path:
         shown = "\n  ".join(problems[:20]) or log.strip()[-2000:]
         raise BookBuildError(f"the book did not build (see {run.book_log()}):"
                              f"\n  {shown}")
-    final = run.book_html()
-    old = final.with_name(".html-old")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(html, final)
-    shutil.rmtree(old, ignore_errors=True)
+    final = write_folder(run.book_html(), lambda tmp: os.replace(html, tmp))
     shutil.rmtree(scratch, ignore_errors=True)
     return final / "index.html"
 
@@ -244,12 +240,10 @@ def publish(run_dir: str | Path, target: str | Path) -> Path:
     if target.exists() and any(target.iterdir()) and not (target / PUBLISHED_MARK).is_file():
         raise BookBuildError(f"{target} is not empty and holds no published knowshift book; "
                              "publish into an empty folder (or a previous publish)")
-    staged = target.with_name(f".{target.name}.publishing")
-    shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(html, staged)
-    (staged / ".nojekyll").write_text("")
-    (staged / PUBLISHED_MARK).write_text(f"{Path(run_dir).resolve()}\n")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staged, target)
-    return target / "index.html"
+
+    def stage(tmp: Path) -> None:
+        shutil.copytree(html, tmp, dirs_exist_ok=True)
+        tmp.chmod(0o755)                    # a temporary folder is private; a site is not
+        (tmp / ".nojekyll").write_text("")
+        (tmp / PUBLISHED_MARK).write_text(f"{Path(run_dir).resolve()}\n")
+    return write_folder(target, stage) / "index.html"

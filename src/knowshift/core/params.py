@@ -140,7 +140,7 @@ SCHEMA: dict[str, Param] = {
     "device": Param("auto", (str,), "'auto' (CUDA if present, else CPU), 'cpu' or 'cuda'",
                     MODEL_STAGES, one_of("auto", "cpu", "cuda")),
     # bf16 halves the fine-tuning stage on a CPU with native bf16 and changed 4 % of SliCK
-    # categories, about as many as a different sampling seed (README, "Speed and precision")
+    # categories, about as many as a different sampling seed (docs/precision.md)
     "precision": Param("auto", (str,), "'auto' (bf16 where the device computes it natively, "
                        "else fp32), 'fp32', or 'bf16' (bf16 weights on CUDA; bf16 autocast on "
                        "a CPU)", MODEL_STAGES, one_of(*PRECISIONS)),

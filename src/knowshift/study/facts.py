@@ -44,7 +44,7 @@ def _eq_files(folder: str | Path) -> list[Path]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FactFileError(f"EntityQuestions folder {str(folder)!r} does not exist (the "
-                            "published files: README, \"The paper's data\")")
+                            "published files: docs/models-and-data.md, \"The paper's data\")")
     files = sorted(p for p in folder.rglob("*.json") if _EQ_FILE.match(p.name))
     if not files:
         raise FactFileError(f"no EntityQuestions files (<relation>.<split>.json, e.g. "
