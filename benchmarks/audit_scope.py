@@ -1,4 +1,4 @@
-"""The audit's applicability check against hand labels (docs/audit.md):
+"""The audit's applicability check against hand labels (docs/audit.md; its figures: benchmarks/README.md):
 per labelled set, the precision of what a default audit judges, the share of non-factual
 examples it skips, the share of factual ones it judges, and the misses; then the share of the
 built-in fact set's (all factual) questions it skips. No model; a few seconds.

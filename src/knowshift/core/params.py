@@ -139,8 +139,8 @@ SCHEMA: dict[str, Param] = {
                    "safetensors, or a hub id", MODEL_STAGES, non_empty, names_model_folder),
     "device": Param("auto", (str,), "'auto' (CUDA if present, else CPU), 'cpu' or 'cuda'",
                     MODEL_STAGES, one_of("auto", "cpu", "cuda")),
-    # bf16 halves the fine-tuning stage on a CPU with native bf16 and changed 4 % of SliCK
-    # categories, about as many as a different sampling seed (docs/precision.md)
+    # bf16 is faster where native and moves some SliCK categories, so the sets drawn from
+    # them, and verdicts (docs/precision.md; measured in benchmarks/README.md)
     "precision": Param("auto", (str,), "'auto' (bf16 where the device computes it natively, "
                        "else fp32), 'fp32', or 'bf16' (bf16 weights on CUDA; bf16 autocast on "
                        "a CPU)", MODEL_STAGES, one_of(*PRECISIONS)),
