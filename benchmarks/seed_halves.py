@@ -47,9 +47,9 @@ from knowshift.study import findings, regression
 PER_SEED = ("results", "checkpoints", "metrics")      # the products a half keeps its seeds of
 
 
-def pooled(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """The SliCK table (the same in every folder, else the runs are not one study) and each
-    per-seed product of all folders stacked; the folders' seeds must not overlap."""
+def pooled(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[set]]:
+    """The SliCK table (the same in every folder, else the runs are not one study), each
+    per-seed product of all folders stacked, and each folder's seeds (which must not overlap)."""
     runs = [RunFolder(d) for d in run_dirs]
     slick = runs[0].read("slick")
     for run in runs[1:]:
@@ -62,7 +62,7 @@ def pooled(run_dirs: list[Path]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]
     if sum(len(s) for s in seeds) != len(set().union(*seeds)):
         raise SystemExit(f"the run folders share seeds ({seeds}): pool disjoint seed sets")
     tables = {p: pd.concat([run.read(p) for run in runs], ignore_index=True) for p in PER_SEED}
-    return slick, tables
+    return slick, tables, seeds
 
 
 def read_half(slick: pd.DataFrame, tables: dict[str, pd.DataFrame], seeds: tuple[int, ...],
@@ -89,13 +89,13 @@ def main() -> None:
     parser.add_argument("--half", type=int, default=None,
                         help="seeds per half (default: half of the pooled seeds)")
     args = parser.parse_args()
-    slick, tables = pooled(args.run_dirs)
+    slick, tables, folder_seeds = pooled(args.run_dirs)
     seeds = sorted(set(tables["metrics"]["seed"]))
     half = args.half or len(seeds) // 2
     if not 2 <= half <= len(seeds) - 2:
         raise SystemExit(f"{len(seeds)} seeds cannot make halves of {half} and "
                          f"{len(seeds) - half} with an interval each (>= 2 seeds)")
-    first = tuple(sorted(set(RunFolder(args.run_dirs[0]).read("metrics")["seed"])))
+    first = tuple(sorted(folder_seeds[0]))
     splits = [(a, tuple(s for s in seeds if s not in a))
               for a in itertools.combinations(seeds, half)]
     if half * 2 == len(seeds):               # (a, b) and (b, a) are the same split
@@ -131,12 +131,11 @@ def main() -> None:
             z = (ra["effect"] - rb["effect"]) / math.hypot(ra["se"], rb["se"])
             as_run = (f"{100 * ra['effect']:.1f} vs {100 * rb['effect']:.1f} "
                       f"(z {z:+.2f}; {ra['verdict']} / {rb['verdict']})")
-        rms = lambda x: float(np.sqrt(np.mean(np.square(x)))) if len(x) else float("nan")
         rows.append({"#": i + 1, "finding": readings[splits[0][0]].iloc[i]["finding"],
                      "as run": as_run,
                      "covered": f"{np.mean(covered):.0%}" if covered else "-",
                      "expected": f"{np.mean(expected):.0%}" if expected else "-",
-                     "spread / predicted": f"{rms(diffs) / rms(predicted):.2f}"
+                     "spread / predicted": f"{_rms(diffs) / _rms(predicted):.2f}"
                      if diffs else "-",
                      "same verdict, both halves": _verdict_agreement(
                          readings, splits, i)})
@@ -148,13 +147,15 @@ def main() -> None:
             print(f"  {target:14s} by {by:4s}: {_fit(points, target, by)}")
 
 
+def _rms(x) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
 def _fit(points: pd.DataFrame, target: str, by: str) -> str:
-    """β_kn and β_unk with 95 % intervals, errors clustered by run (seed x mix) or by seed."""
-    data = pd.DataFrame({"accuracy": points[target], "known_share": points["fitted_known_share"],
-                         "unknown_share": points["fitted_unknown_share"],
-                         "run": points["seed"].astype(str) + "/" + points["variant"],
-                         "seed": points["seed"]}).dropna()
-    res = stats.clustered_ols(data, regression.FORMULA, by)
+    """β_kn and β_unk with 95 % intervals from stage 5's own fit, errors clustered by run
+    (seed x mix) or by seed (the mix left out of the run's name, so a seed's mixes share one
+    cluster)."""
+    res = regression.fit(points if by == "run" else points.assign(variant=""), target)
     ci = res.conf_int()
     return "; ".join(f"{name} {100 * res.params[term]:.1f} [{100 * ci.loc[term, 0]:.1f}, "
                      f"{100 * ci.loc[term, 1]:.1f}] (se {100 * res.bse[term]:.2f})"
