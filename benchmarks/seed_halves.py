@@ -42,6 +42,7 @@ from scipy import stats as sps
 from knowshift.core import stats
 from knowshift.core.files import write_parquet
 from knowshift.core.layout import RunFolder
+from knowshift.book import findings as pages
 from knowshift.study import findings, regression
 
 PER_SEED = ("results", "checkpoints", "metrics")      # the products a half keeps its seeds of
@@ -139,7 +140,7 @@ def main() -> None:
                      if diffs else "-",
                      "same verdict, both halves": _verdict_agreement(
                          readings, splits, i)})
-    print(findings.to_markdown(pd.DataFrame(rows)))
+    print(pages.to_markdown(pd.DataFrame(rows)))
     print("\nThe linear model over all pooled seeds, clustered by run and by seed:")
     points = tables["metrics"][tables["metrics"]["kind"] == "mix"]
     for target in ("test_accuracy", "ood_accuracy"):

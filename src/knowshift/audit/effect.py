@@ -16,8 +16,9 @@ from ..study import regression
 # The paper's linear model (Table 1, in-distribution), in accuracy points.
 PAPER_FIT = {"b0": 36.9, "b_kn": 7.3, "b_unk": -8.3, "r_squared": 0.86,
              "b_unk_ci": None, "b_kn_ci": None,
-             "source": "Gekhman et al. (2024), Table 1, in-distribution: PaLM 2-M fine-tuned on "
-                       "EntityQuestions (no confidence intervals reported)"}
+             "source": "Gekhman et al. (2024, arXiv:2405.05904v3), Table 1, in-distribution: "
+                       "PaLM 2-S fully fine-tuned on EntityQuestions (no confidence intervals "
+                       "reported)"}
 MATERIAL_POINTS = 1.0      # an expected effect smaller than this is not worth acting on
 MIN_KNOWN_TO_FILTER = 0.5  # filter only if at least this share of the data is Known
 
