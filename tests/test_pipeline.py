@@ -240,6 +240,68 @@ def test_a_relative_fact_folder_reaches_stage_one_resolved(tmp_path, monkeypatch
     assert recorded == str(pipeline.notebooks_dir().parent / "tests" / "data" / "entityquestions")
 
 
+def test_a_current_stage_takes_its_notebooks_prose_and_the_book_follows(tmp_path, monkeypatch):
+    """A prose edit reruns no stage (its key covers code cells only), so the run's executed
+    notebook takes the new markdown and display tags, keeping its outputs and papermill's
+    injected parameters, and the book is rebuilt from it; an executed notebook that ran other
+    code is left alone."""
+    from knowshift.pipeline import notebook_code_key
+    source = tmp_path / "02_slick.ipynb"
+    shutil.copy(pipeline.REPOSITORY / "notebooks" / source.name, source)
+    folder = RunFolder(tmp_path / "run")
+    executed = folder.notebook("slick")
+    executed.parent.mkdir(parents=True)
+    papermill.execute_notebook(str(source), str(executed), parameters={"run_dir": "/run"},
+                               kernel_name="python3", progress_bar=False, prepare_only=True)
+    nb = json.loads(executed.read_text())
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [f"out {i}\n"]}]
+        cell["execution_count"] = i + 1
+    executed.write_text(json.dumps(nb, indent=1))
+    built = []
+
+    def build_html(run_dir):
+        built.append(run_dir)
+        folder.book_index().parent.mkdir(parents=True, exist_ok=True)
+        folder.book_index().write_text("<html></html>")
+        return folder.book_index()
+    monkeypatch.setattr(pipeline, "build_html", build_html)
+    pipeline.build_book(folder, "upstream", log=lambda _: None)
+    assert not pipeline.refresh_prose(source, executed)            # as papermill wrote it
+
+    def edit(change):
+        nb = json.loads(source.read_text())
+        change(nb["cells"])
+        source.write_text(json.dumps(nb, indent=1))
+    key = notebook_code_key(source)
+    edit(lambda cells: (cells[0].update(source=["# Reworded\n"]),
+                        cells[5]["metadata"].setdefault("tags", []).append("hide-input")))
+    assert notebook_code_key(source) == key and cells_of(source)[5]["cell_type"] == "code"
+    outputs = [c["outputs"] for c in cells_of(executed) if c["cell_type"] == "code"]
+    assert pipeline.refresh_prose(source, executed)
+    assert not pipeline.refresh_prose(source, executed)
+    after = cells_of(executed)
+    assert after[0]["source"] == ["# Reworded\n"]
+    assert [c["outputs"] for c in after if c["cell_type"] == "code"] == outputs
+    assert "parameters" in after[1]["metadata"]["tags"]           # papermill's cell after it
+    assert after[2]["metadata"]["tags"] == ["injected-parameters"]
+    assert "hide-input" in after[6]["metadata"]["tags"] and len(after) == len(cells_of(source)) + 1
+    log = []
+    pipeline.build_book(folder, "upstream", log=log.append)
+    assert len(built) == 2 and log == [f"[knowshift] book: done -> {folder.book_index()}"]
+    pipeline.build_book(folder, "upstream", log=log.append)
+    assert len(built) == 2
+    # other code in the notebook than the executed one ran: not the same stage's prose
+    edit(lambda cells: cells[5].update(source="".join(cells[5]["source"]) + "\nNone"))
+    before = executed.read_text()
+    edit(lambda cells: cells[0].update(source=["# Reworded again\n"]))
+    assert not pipeline.refresh_prose(source, executed) and executed.read_text() == before
+
+
+def cells_of(notebook):
+    return json.loads(notebook.read_text())["cells"]
+
+
 def test_a_stage_without_its_upstream_names_the_stage_to_run(tmp_path):
     with pytest.raises(MissingStageOutputError, match=r"run stage 1 \(facts\) first"):
         slick_stage(tmp_path, resolve("smoke"))

@@ -1,6 +1,7 @@
 """Keys that follow the code (knowshift.core.provenance): what a key covers and what it ignores, read
 on copies of the real package with one file edited."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 
 from knowshift import pipeline
 from knowshift.core import provenance
-from knowshift.core.layout import STAGES
+from knowshift.core.files import write_json
+from knowshift.core.layout import REPOSITORY, STAGE_NAMES, STAGES, RunFolder
 from knowshift.core.params import resolve
 from knowshift.core.provenance import PACKAGE_DIR, changes, code_key
 
@@ -116,3 +118,99 @@ def test_a_string_the_code_uses_is_code():
     """Only docstrings are dropped: a string that is an expression's value stays."""
     source = provenance.normalized_source("core.schema")
     assert "Q: {question}" in source and "The study's vocabulary" not in source
+
+
+@pytest.fixture
+def notebooks(tmp_path, monkeypatch):
+    """Copies of the repository's stage notebooks, the ones the pipeline reads
+    (``$KNOWSHIFT_NOTEBOOKS``), and an edit function (file name, change(notebook JSON))."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for stage in STAGES:
+        shutil.copy(REPOSITORY / "notebooks" / stage.notebook, folder / stage.notebook)
+    monkeypatch.setenv("KNOWSHIFT_NOTEBOOKS", str(folder))
+
+    def edit(name, change):
+        path = folder / name
+        nb = json.loads(path.read_text())
+        change(nb)
+        path.write_text(json.dumps(nb, indent=1))
+    return edit
+
+
+def stamped_run(folder: RunFolder) -> dict[str, dict]:
+    """Every stage of a smoke run planned and stamped as `knowshift run` stamps it (its
+    products stand in as empty files); returns each stage's key."""
+    steps = pipeline.plan(resolve("smoke"), folder, STAGE_NAMES[-1])
+    for step in steps:
+        name = step.stage.name
+        for path in folder.outputs(name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        write_json({"stage": name, "stamp": step.stamp, **step.key,
+                    "products": pipeline._products_state(folder, name)}, folder.stamp(name))
+    return {step.stage.name: step.key for step in steps}
+
+
+def planned(folder: RunFolder) -> tuple[dict[str, dict], dict[str, str]]:
+    """Each stage's key as planned now, and why each stage that is not current is stale."""
+    steps = pipeline.plan(resolve("smoke"), folder, STAGE_NAMES[-1])
+    return ({s.stage.name: s.key for s in steps},
+            {s.stage.name: s.reason for s in steps if not s.current})
+
+
+def cells(kind):
+    """A notebook's cells of one kind (``markdown``, ``code``)."""
+    return lambda nb: [c for c in nb["cells"] if c["cell_type"] == kind]
+
+
+def test_editing_a_notebooks_prose_keeps_every_stage_current(notebooks, tmp_path):
+    """A chapter's markdown, reworded, added or removed, reruns nothing."""
+    folder = RunFolder(tmp_path / "run")
+    keys = stamped_run(folder)
+    for stage in STAGES:
+        notebooks(stage.notebook, lambda nb: cells("markdown")(nb)[0].update(
+            source=["Reworded: ", *cells("markdown")(nb)[0]["source"]]))
+    notebooks("03_finetune.ipynb", lambda nb: nb["cells"].insert(
+        2, {"cell_type": "markdown", "id": "new-prose", "metadata": {}, "source": ["More."]}))
+    notebooks("08_audit.ipynb", lambda nb: nb["cells"].remove(cells("markdown")(nb)[-1]))
+    assert planned(folder) == (keys, {})
+
+
+def test_editing_a_code_cell_makes_its_stage_and_the_later_ones_stale(notebooks, tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    keys = stamped_run(folder)
+    notebooks("03_finetune.ipynb", lambda nb: cells("code")(nb)[-1].update(
+        source="".join(cells("code")(nb)[-1]["source"]) + "\nNone"))
+    after, stale = planned(folder)
+    later = STAGE_NAMES[STAGE_NAMES.index("finetune") + 1:]
+    assert stale == {"finetune": "stale (notebook changed)",
+                     **{name: "stale (an earlier stage changed)" for name in later}}
+    assert [after[n] == keys[n] for n in ("facts", "slick")] == [True, True]
+    assert after["finetune"]["notebook"] != keys["finetune"]["notebook"]
+    assert all(after[n]["upstream"] != keys[n]["upstream"] and
+               after[n]["notebook"] == keys[n]["notebook"] for n in later)
+
+
+def test_outputs_execution_counts_ids_and_display_metadata_change_no_key(notebooks, tmp_path):
+    """What running or opening a notebook writes into it is not its code; a tag that changes
+    how it runs (``parameters``: where papermill injects the run's values) is."""
+    folder = RunFolder(tmp_path / "run")
+    keys = stamped_run(folder)
+
+    def ran(nb):
+        nb["metadata"]["widgets"] = {"state": {}}
+        for i, cell in enumerate(nb["cells"]):
+            cell["id"] = f"other-{i}"
+            cell["metadata"] |= {"collapsed": True, "scrolled": True}
+            if cell["cell_type"] == "code":
+                cell["execution_count"] = i + 1
+                cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["1\n"]}]
+                cell["metadata"]["tags"] = [*cell["metadata"].get("tags", []), "hide-input"]
+    for stage in STAGES:
+        notebooks(stage.notebook, ran)
+    assert planned(folder) == (keys, {})
+    notebooks("04_dynamics.ipynb", lambda nb: cells("code")(nb)[0]["metadata"]["tags"].remove(
+        "parameters"))
+    assert planned(folder)[1]["dynamics"] == "stale (notebook changed)"
+

@@ -1,20 +1,22 @@
 """Run the study's notebooks in order through papermill, skipping stages that are current.
 
 A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fingerprint of its
-key (:func:`stage_key`: its parameters, its notebook, the code its notebook imports with the
-libraries that code uses (:mod:`knowshift.core.provenance`), and the stamp of the stage before it),
-and its products are the ones it recorded (same size and modification time). A stale stage is
-reported with what changed. Parameters that name a file or folder are read against the
-caller's directory and reach the stages resolved. Everything a run will need (the parameters,
-the profile, the model and fact sources, the device, the sizes of the fine-tuning sets) is
-checked before the first stage runs. ``force`` reruns the
-named stages with their caches emptied. Executed notebooks land in the run's ``notebooks/``
-folder; a failed one is kept as ``<name>.failed.ipynb`` and nothing already written is
-touched."""
+key (:func:`stage_key`: its parameters, its notebook's code cells, the code its notebook imports
+with the libraries that code uses (:mod:`knowshift.core.provenance`), and the stamp of the stage
+before it), and its products are the ones it recorded (same size and modification time). A stale
+stage is reported with what changed; a current one gets its notebook's prose (markdown cells,
+display tags) copied into its executed notebook (:func:`refresh_prose`), so the book shows edited
+prose without a rerun. Parameters that name a file or folder are read against the caller's
+directory and reach the stages resolved. Everything a run will need (the parameters, the profile,
+the model and fact sources, the device, the sizes of the fine-tuning sets) is checked before the
+first stage runs. ``force`` reruns the named stages with their caches emptied. Executed notebooks
+land in the run's ``notebooks/`` folder; a failed one is kept as ``<name>.failed.ipynb`` and
+nothing already written is touched."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -28,15 +30,39 @@ from traitlets.config import Config
 
 from .book.build import build_html, confirmation, sources_dir
 from .core.errors import KnowshiftError, ParameterError, StageFailedError
-from .core.files import fingerprint, remove_temporaries, write_json
+from .core.files import fingerprint, remove_temporaries, write_json, write_text
 from .core.layout import REPOSITORY, STAGE_NAMES, STAGES, RunFolder, Stage, run_dir_for
 from .core.params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
 from .core.progress import Watcher
-from .core.provenance import PACKAGE_DIR, changes, code_key, notebook_modules
+from .core.provenance import PACKAGE_DIR, _digest, changes, code_key, notebook_modules
 from .engine import executor, host, models
 from .study import facts, finetune_sets
 
 TRACEBACK_LINES = 15        # of a failed cell, shown in the terminal
+
+
+# Notebook cell tags that change how a notebook runs (the rest only change how it is shown):
+# papermill injects the parameters after the cell tagged `parameters` (and replaces a cell
+# tagged `injected-parameters`); nbclient skips a cell tagged `skip-execution` and lets one
+# tagged `raises-exception` fail.
+EXECUTION_TAGS = ("parameters", "injected-parameters", "raises-exception", "skip-execution")
+
+
+def code_cells(notebook: dict) -> list[list]:
+    """A notebook's code cells (``notebook`` as read from its JSON) as they run: each one's
+    source and its :data:`EXECUTION_TAGS`, in order."""
+    return [["".join(c.get("source", "")),
+             sorted(set(c.get("metadata", {}).get("tags", [])) & set(EXECUTION_TAGS))]
+            for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+
+
+def notebook_code_key(path: str | Path) -> str:
+    """The notebook part of a stage's key: a hash of its code cells (:func:`code_cells`) only.
+    Markdown cells, outputs, execution counts, cell ids and metadata other than the tags that
+    change execution are left out, so rewording a chapter's prose reruns no stage. (It lives
+    here, not in ``core.provenance``, whose source enters the SliCK and fine-tuning keys.)"""
+    cells = code_cells(json.loads(Path(path).read_text()))
+    return _digest(json.dumps(cells).encode())
 
 
 def notebooks_dir() -> Path:
@@ -136,6 +162,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         stage = step.stage
         bar.set_postfix_str(stage.name)
         if step.current:
+            refresh_prose(notebooks_dir() / stage.notebook, folder.notebook(stage.name))
             log(f"[knowshift] {stage.name}: current, skipped")
             continue
         log(f"[knowshift] {stage.name}: {step.reason}")
@@ -172,13 +199,14 @@ class Step:
 
 
 def stage_key(stage: Stage, params: Params, upstream: str, root: Path = PACKAGE_DIR) -> dict:
-    """Everything a stage's products depend on: its parameters, its notebook, the code it
-    imports (package ``root``) and the stamp of the stage before it."""
+    """Everything a stage's products depend on: its parameters, its notebook's code cells
+    (:func:`notebook_code_key`: not its prose or stored outputs),
+    the code it imports (package ``root``) and the stamp of the stage before it."""
     notebook = notebooks_dir() / stage.notebook
     if not notebook.is_file():
         raise KnowshiftError(f"notebook {notebook} is missing")
     return {"params": params.for_stage(stage.name).plain(),
-            "notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(),
+            "notebook": notebook_code_key(notebook),
             "code": code_key(notebook_modules(notebook), root), "upstream": upstream}
 
 
@@ -217,6 +245,58 @@ def _staleness(record: dict, key: dict, stamp: str, folder: RunFolder,
     return None
 
 
+def refresh_prose(notebook: Path, executed: Path) -> bool:
+    """Give a current stage's executed notebook the prose of its ``notebook``: every cell as it
+    is there (markdown, a code cell's metadata such as display tags), with each code cell's
+    stored outputs and papermill's injected parameters kept from ``executed``. Does nothing
+    (False) when ``executed`` is missing, already matches, or runs other code than
+    ``notebook`` (a notebook run by hand); True when it rewrote ``executed``."""
+    if not executed.is_file():
+        return False
+    source, ran = json.loads(notebook.read_text()), json.loads(executed.read_text())
+
+    def injected(cell: dict) -> bool:
+        return "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+
+    kept = {**ran, "cells": [c for c in ran["cells"] if not injected(c)]}
+    if code_cells(kept) != code_cells(source):
+        return False
+    # papermill's cells, by the number of code cells before them
+    after: dict[int, list] = {}
+    ran_code = []
+    for cell in ran["cells"]:
+        if injected(cell):
+            after.setdefault(len(ran_code), []).append(cell)
+        elif cell.get("cell_type") == "code":
+            ran_code.append(cell)
+    by_id = {c.get("id"): c for c in ran["cells"] if "id" in c}
+    cells, n = list(after.get(0, [])), 0
+    for cell in source["cells"]:
+        if cell.get("cell_type") != "code":
+            old = by_id.get(cell.get("id"), {})        # unchanged: kept with its run record
+            cells.append(old if _as_shown(old) == _as_shown(cell) else cell)
+            continue
+        old, n = ran_code[n], n + 1
+        cells += [{**cell, "outputs": old.get("outputs", []),
+                   "execution_count": old.get("execution_count"),
+                   "metadata": {**old.get("metadata", {}), **cell.get("metadata", {})}},
+                  *after.get(n, [])]
+    if list(map(_as_shown, cells)) == list(map(_as_shown, ran["cells"])):
+        return False
+    write_text(json.dumps({**ran, "cells": cells}, indent=1, ensure_ascii=False) + "\n",
+               executed)
+    return True
+
+
+def _as_shown(cell: dict) -> dict:
+    """A cell as the book shows it: without what executing it recorded in its metadata
+    (papermill's status and times, nbclient's timings, the empty tag list papermill adds), its
+    source as one string (stored as a string or a list of lines)."""
+    meta = {k: v for k, v in cell.get("metadata", {}).items()
+            if k not in ("papermill", "execution") and not (k == "tags" and not v)}
+    return {**cell, "source": "".join(cell.get("source", "")), "metadata": meta}
+
+
 def _check_products(folder: RunFolder, stage: Stage) -> None:
     missing = [str(p.relative_to(folder.root)) for p in folder.outputs(stage.name)
                if not p.is_file()]
@@ -228,9 +308,11 @@ def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print)
     """Build the book unless it is current (same stages, book sources and book code)."""
     sources = sources_dir()
     beside = confirmation(folder.root)          # a replication shown beside this run
+    executed = [p for p in (folder.notebook(n) for n in STAGE_NAMES) if p.is_file()]
     stamp = fingerprint(upstream, code_key(["book.build"]), _files_hash(sources, (
         p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)),
-        beside and [RunFolder(beside).stamp_record(n).get("stamp") for n in STAGE_NAMES])
+        beside and [RunFolder(beside).stamp_record(n).get("stamp") for n in STAGE_NAMES],
+        _files_hash(folder.root, executed))     # their prose, refreshed without a rerun
     index = folder.book_index()
     if not force and index.is_file() and folder.stamp_record("book").get("stamp") == stamp:
         log(f"[knowshift] book: current, skipped -> {index}")
