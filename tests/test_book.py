@@ -9,12 +9,13 @@ import pytest
 from knowshift.book import build as book
 from knowshift.book import check
 from knowshift.core import stats
+from knowshift.book import findings as pages
 from knowshift.study import findings
 
 pytestmark = pytest.mark.slow     # every test here loads the model, runs a profile or drives Chromium
 
 CHAPTERS = ["intro.html", "method.html", "results.html", "workshop.html", "rerun.html",
-            "attribution.html"]
+            "attribution.html", "execution.html"]
 
 
 def test_book_builds_from_the_run_without_warnings(smoke_run):
@@ -29,8 +30,12 @@ def test_book_builds_from_the_run_without_warnings(smoke_run):
     results = (html / "results.html").read_text()
     assert "{{" not in results and "β_unk = −8.3" in results
     assert f"<td><p>{len(findings.FINDINGS)}</p></td>" in results  # the last numbered row
+    for f in findings.FINDINGS:             # each finding's section, under its stable label
+        assert f'id="finding-{f.id}"' in results, f.id
+    assert "results.html#finding-beta-unk" in (html / "related.html").read_text()
+    assert "{{" not in (html / "workshop.html").read_text()
     # the stage chapters show the notebooks' stored outputs (figures), not re-executed ones
-    assert (html / "_images").is_dir() and any((html / "_images").glob("*.png"))
+    assert (html / "_images").is_dir() and any((html / "_images").glob("*.svg"))
 
 
 def test_book_pages_show_no_machine_paths_or_tool_noise(smoke_run):
@@ -57,7 +62,7 @@ def test_book_in_headless_chromium(smoke_run):
     expected = CHAPTERS + [f"{nb}.html" for nb in book.toc_notebooks(book.sources_dir())]
     assert set(expected) <= set(report["pages"])
     figures_in_notebooks = sum(
-        "image/png" in out.get("data", {})
+        bool({"image/png", "image/svg+xml"} & set(out.get("data", {})))
         for nb in (run_dir / "notebooks").glob("0*.ipynb")
         for cell in json.loads(nb.read_text())["cells"] for out in cell.get("outputs", []))
     assert report["figures"] >= figures_in_notebooks >= 7
@@ -160,7 +165,7 @@ def test_comparison_rows_follow_the_run(smoke_run):
     drop = table.loc[table["finding"].str.startswith("A higher Unknown share")].iloc[0]
     assert drop["effect"] == pytest.approx((hi - lo).mean())
     assert (run_dir / "book" / "html" / "_images").is_dir()
-    assert "findings.png" in (run_dir / "book" / "html" / "results.html").read_text()
+    assert "findings.svg" in (run_dir / "book" / "html" / "results.html").read_text()
 
 
 def test_both_verdicts_the_build_and_the_deviations_are_on_the_pages(smoke_run):
@@ -188,11 +193,11 @@ def test_a_replication_is_read_beside_the_reading_it_confirms(smoke_run):
     """Finding by finding, whether the verdict on direction held in the confirmatory run."""
     run_dir, _ = smoke_run
     table = findings.compare(run_dir)
-    same = findings.side_by_side(table, table)
+    same = pages.side_by_side(table, table)
     judged = int((table["verdict"] != "-").sum())
     assert same.count("| held |") == judged
     moved = table.copy()
     first = moved.index[moved["verdict"] != "-"][0]
     moved.loc[first, "verdict"] = (stats.DISAGREES if moved.loc[first, "verdict"] != stats.DISAGREES
                                    else stats.AGREES)
-    assert findings.side_by_side(table, moved).count("did not hold") == 1
+    assert pages.side_by_side(table, moved).count("did not hold") == 1

@@ -3,7 +3,8 @@ Sphinx) and build it to HTML, offline.
 
 The book shows the notebooks' stored outputs; nothing is executed here. The builder copies the
 book sources and ``run_dir/notebooks/*.ipynb`` into ``run_dir/book/source``, writes the results
-chapter from the run's tables (:mod:`knowshift.study.findings`), and builds with warnings as errors,
+chapter from the run's tables (:mod:`knowshift.study.findings`, worded by
+:mod:`knowshift.book.findings`), and builds with warnings as errors,
 so a missing figure, a broken cross-reference or a notebook the build cannot read fails the
 build with the warnings listed. The HTML replaces ``run_dir/book/html`` only once the build has
 succeeded."""
@@ -24,6 +25,9 @@ from ..core.errors import BookBuildError, KnowshiftError
 from ..core.files import write_folder
 from ..core.layout import REPOSITORY, RunFolder
 from ..study import findings
+from . import execution
+from . import findings as pages
+from .findings import unknown_findings
 
 
 def sources_dir() -> Path:
@@ -66,6 +70,7 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
     if missing:
         raise BookBuildError(f"{run.root} lacks the executed notebooks {missing}: run the study "
                              "stages first (knowshift run)")
+    check_citations(sources, executed)
     source = run.book_source()
     if source.exists():
         shutil.rmtree(source)
@@ -77,7 +82,7 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
         if failed:
             raise BookBuildError(f"{path} holds error output ({failed}): rerun its stage "
                                  "(knowshift run --force)")
-        _copy_for_reading(path, source / f"{nb}.ipynb")
+        _copy_for_reading(path, source / f"{nb}.ipynb", run.root)
     table = findings.compare(run_dir)
     workshop = source / "workshop.md"
     if workshop.is_file():
@@ -87,33 +92,48 @@ def stage_sources(run_dir: str | Path, sources: str | Path | None = None) -> Pat
     method = source / "method.md"
     if method.is_file():
         method.write_text(method.read_text().replace(
-            "{{ scaling_rules }}", findings.rules_markdown()).replace(
-            "{{ power_table }}", findings.power_markdown(table, run_dir)))
-    intro = source / "intro.md"
-    if intro.is_file():
-        intro.write_text(intro.read_text().replace(
-            "{{ run_summary }}", findings.run_summary(run_dir)).replace(
-            "{{ build_summary }}", findings.build_summary(run_dir)))
-    results = source / "results.md"
-    if results.is_file():
-        text = results.read_text()
-        text = text.replace("{{ run_summary }}", findings.run_summary(run_dir))
-        text = text.replace("{{ build_summary }}", findings.build_summary(run_dir))
-        text = text.replace("{{ report }}", findings.report(table))
-        text = text.replace("{{ deviations }}", findings.deviations(run_dir))
-        text = text.replace("{{ comparison_table }}", findings.markdown(table))
-        text = text.replace("{{ replication }}", _replication(run_dir, table))
-        if "{{ findings_figure }}" in text:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-            fig = findings.figure(table)
-            fig.savefig(source / "findings.png", dpi=130, bbox_inches="tight")
-            plt.close(fig)
-            text = text.replace("{{ findings_figure }}", "![Each finding's effect with its 95 % "
-                                "interval, beside the paper's value](findings.png)")
-        results.write_text(text)
+            "{{ scaling_rules }}", pages.rules_markdown()).replace(
+            "{{ power_table }}", pages.power_markdown(table, run_dir)))
+    archive = f"results-{run.root.name}.zip"
+    execution.archive(run_dir, source / archive, {"findings": table})
+    shared = {
+        "{{ run_summary }}": lambda: pages.run_summary(run_dir),
+        "{{ build_summary }}": lambda: pages.build_summary(run_dir),
+        "{{ answer }}": lambda: pages.answer(table),
+        "{{ findings_figure }}": lambda: _findings_figure(table, source),
+        "{{ downloads }}": lambda: (f"{{download}}`The run's result tables <{archive}>` (every "
+                                    "stage's tables and the findings, CSV in one zip)"),
+        "{{ execution_statistics }}": lambda: execution.statistics_markdown(run_dir),
+    }
+    for page in ("intro.md", "results.md", "execution.md"):
+        path = source / page
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        for placeholder, make in shared.items():
+            if placeholder in text:
+                text = text.replace(placeholder, make())
+        if page == "results.md":
+            text = text.replace("{{ report }}", pages.report(table))
+            text = text.replace("{{ deviations }}", pages.deviations(run_dir))
+            text = text.replace("{{ comparison_table }}", pages.markdown(table))
+            text = text.replace("{{ replication }}", _replication(run_dir, table))
+        path.write_text(text)
     return source
+
+
+def _findings_figure(table, source: Path) -> str:
+    """The findings figure as SVG in the book's source folder; its markdown."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    if not (source / "findings.svg").is_file():
+        fig = pages.figure(table)
+        fig.savefig(source / "findings.svg", format="svg", bbox_inches="tight")
+        plt.close(fig)
+    return ("![Each judged finding: our effect with its 95 % interval, coloured by the verdict "
+            "on direction, the paper's effect on our scale (x), and the verdict on size at the "
+            "right](findings.svg)")
 
 
 BINDER_URL, COLAB_URL = "https://mybinder.org", "https://colab.research.google.com"
@@ -166,30 +186,74 @@ def _replication(run_dir, table) -> str:
             "so they are **exploratory**. The replication repeats the study with other "
             "fine-tuning seeds (the same study set and SliCK labels), read with those rules: "
             "it is the **confirmatory** reading.\n\n"
-            + findings.run_summary(other) + "\n\n"
-            + findings.side_by_side(table, findings.compare(other)))
+            + pages.run_summary(other) + "\n\n"
+            + pages.side_by_side(table, findings.compare(other)))
 
 
 def _fill_findings(text: str, table, run_name: str) -> str:
-    """``{{ finding N }}``: our number for finding N of the comparison, with its verdict;
-    ``{{ run_name }}``: the run folder's name."""
-    def finding(match):
-        row = table.iloc[int(match.group(1)) - 1]
-        verdict = "" if row["verdict"] == "-" else f" (**{row['verdict']}**)"
-        return f"{row['ours']}{verdict}"
-    text = text.replace("{{ run_name }}", f"`{run_name}`")
-    return re.sub(r"\{\{ finding (\d+) \}\}", finding, text)
+    """``{{ finding <id> }}``: our number for that finding of the comparison, with its
+    verdict; ``{{ run_name }}``: the run folder's name."""
+    return pages.fill(text.replace("{{ run_name }}", f"`{run_name}`"), table)
 
 
-def _copy_for_reading(path: Path, target: Path) -> None:
-    """Copy an executed notebook into the book without what only the pipeline needs: the cell
-    papermill injects (the run's absolute paths) is removed from the page."""
+def check_citations(sources: str | Path, notebooks: dict[str, Path] | None = None) -> None:
+    """Every finding a page cites (``{{ finding <id> }}``, ``{ref}`finding-<id>```) exists, in
+    the pages ``sources/*.md`` and in the markdown cells of ``notebooks`` (the executed
+    notebooks to stage, by their name in the book); else :class:`BookBuildError` with one line
+    per unknown id and its page. Reads no run."""
+    texts = {p.name: p.read_text() for p in sorted(Path(sources).glob("*.md"))}
+    texts |= {f"{nb}.ipynb": pages.notebook_markdown(json.loads(Path(path).read_text())
+                                                     .get("cells", []))
+              for nb, path in (notebooks or {}).items()}
+    unknown = unknown_findings(texts)
+    if unknown:
+        raise BookBuildError("the pages cite findings that do not exist (known ids: "
+                             + ", ".join(findings.IDS) + "):\n  " + "\n  ".join(unknown))
+
+
+def _copy_for_reading(path: Path, target: Path, run_root: Path) -> None:
+    """Copy an executed notebook into the book as a chapter: every code input collapsed behind
+    a toggle (``hide-input``), the notebook's default parameters cell removed and the values
+    this run was executed with shown in its place (papermill's injected cell, with paths
+    relative to the run's parent folder, never this machine's)."""
     nb = json.loads(path.read_text())
     for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
+        if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+        elif "injected-parameters" in tags:
+            cell["source"] = _shown_parameters("".join(cell.get("source", "")), run_root)
+        if "remove-cell" not in tags and "hide-input" not in tags:
+            tags.append("hide-input")
     target.write_text(json.dumps(nb, indent=1))
+
+
+def _shown_parameters(source: str, run_root: Path) -> str:
+    """Papermill's injected assignments as a reader should see them: the run folder as
+    ``runs/<name>``, a packaged profile by its name, other paths by their file name."""
+    import ast
+
+    lines = ["# The parameters this chapter was executed with (injected by papermill)"]
+    profiles = Path(__file__).resolve().parents[1] / "profiles"
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError:
+            continue
+        if name == "run_dir":
+            value = f"runs/{Path(value).name}" if Path(value).resolve() == run_root.resolve() \
+                else Path(value).name
+        elif name == "profile" and isinstance(value, str) and value.endswith((".yaml", ".yml")):
+            path = Path(value)
+            value = path.stem if path.resolve().parent == profiles else path.name
+        lines.append(f"{name} = {value!r}")
+    return "\n".join(lines)
 
 
 def _error_outputs(path: Path) -> str:

@@ -64,3 +64,28 @@ def run_stage(run_dir) -> pd.DataFrame:
     table = accuracy_by_category(run.read("results"), run.read("checkpoints"))
     write_parquet(table, run.path("accuracy_by_category"))
     return table
+
+
+# The paper's Table 2 (Gekhman et al., 2024, §5; PaLM 2-S): exact match (%) on the test
+# questions of each category (and all of them), per category-pure fine-tuning set.
+PAPER_TABLE_2 = {
+    ("D_HighlyKnown", "EARLY_STOP"): (40.5, 98.7, 60.1, 9.0, 0.6),
+    ("D_HighlyKnown", "CONVERGENCE"): (40.0, 98.4, 58.8, 8.5, 0.7),
+    ("D_MaybeKnown", "EARLY_STOP"): (43.6, 98.4, 69.9, 12.1, 1.0),
+    ("D_MaybeKnown", "CONVERGENCE"): (43.2, 97.5, 68.2, 12.9, 1.3),
+    ("D_WeaklyKnown", "EARLY_STOP"): (39.2, 95.0, 59.2, 8.6, 0.4),
+    ("D_WeaklyKnown", "CONVERGENCE"): (35.4, 73.5, 55.8, 17.2, 2.2),
+    ("D_Unknown", "EARLY_STOP"): (37.5, 95.6, 52.9, 6.5, 0.6),
+    ("D_Unknown", "CONVERGENCE"): (25.8, 55.8, 36.6, 12.2, 3.2),
+    ("D_Natural", "EARLY_STOP"): (43.5, 98.0, 67.6, 14.1, 1.8),
+    ("D_Natural", "CONVERGENCE"): (41.8, 95.5, 61.7, 14.8, 2.5),
+}
+
+
+def paper_table2() -> pd.DataFrame:
+    """The paper's Table 2 in the long shape of :func:`accuracy_by_category` (accuracy 0-1)."""
+    return pd.DataFrame([
+        {"train_set": train_set, "checkpoint": checkpoint, "test_category": category,
+         "accuracy": value / 100}
+        for (train_set, checkpoint), values in PAPER_TABLE_2.items()
+        for category, value in zip(["All", *CATEGORIES], values)])
