@@ -232,6 +232,7 @@ def _book(args) -> int:
     if args.check:
         shots = {f"{c}.html": run.book_screenshot(c) for c in run.SCREENSHOT_CHAPTERS}
         report = check.check(index, screenshots=shots)
+        report["problems"] += check.layouts(index)["problems"]  # as read at 1280 px and 390 px
         print(f"[knowshift] checked {len(report['pages'])} pages, {report['figures']} figures, "
               f"{report['formulas']} formulas, {report['internal_links']} internal links in "
               f"Chromium; screenshots: {', '.join(str(p) for p in shots.values())}")
