@@ -115,6 +115,7 @@ def relation_sizes(summary: pd.DataFrame):
     sns.barplot(data=long, x="relation", y="questions", hue="split", hue_order=splits,
                 palette=colours, ax=ax)
     ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())   # minor labels are drawn smaller
     ax.set(xlabel="relation (Wikidata property)", ylabel="questions (log scale)")
     ax.tick_params(axis="x", rotation=45)
     sns.move_legend(ax, "lower left", bbox_to_anchor=(0, 1.02), ncol=3, frameon=False,
