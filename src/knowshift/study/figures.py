@@ -115,7 +115,9 @@ def relation_sizes(summary: pd.DataFrame):
     sns.barplot(data=long, x="relation", y="questions", hue="split", hue_order=splits,
                 palette=colours, ax=ax)
     ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(plt.NullFormatter())   # minor labels are drawn smaller
+    # plain numbers: minor labels and 10^n superscripts are drawn smaller than the text
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
     ax.set(xlabel="relation (Wikidata property)", ylabel="questions (log scale)")
     ax.tick_params(axis="x", rotation=45)
     sns.move_legend(ax, "lower left", bbox_to_anchor=(0, 1.02), ncol=3, frameon=False,
@@ -206,7 +208,7 @@ def regression(points: pd.DataFrame, fits: dict):
         lo, hi = min(fitted.min(), observed.min()), max(fitted.max(), observed.max())
         ax.plot([lo, hi], [lo, hi], ls="--", c=OKABE_ITO["grey"], lw=1,
                 label="observed = predicted")
-        ax.set_title(f"{name}, R² = {res.rsquared:.2f}")
+        ax.set_title(f"{name}, R² = " + ("–" if np.isnan(res.rsquared) else f"{res.rsquared:.2f}"))
         ax.set(xlabel="predicted accuracy (%)", ylabel="observed accuracy (%)")
     axes[0][0].legend(loc="upper left", frameon=False)
     fig.colorbar(sc, ax=axes[0].tolist(), label="Unknown examples fitted (% of |D|)")

@@ -197,7 +197,9 @@ def coefficient(model: str, term: str) -> Callable[[RunTables], Measured]:
         se = (r["ci_high"] - r["ci_low"]) / (2 * stats.t_critical(df))
         est = Estimate(float(r["coef"]), float(r["ci_low"]), float(r["ci_high"]),
                        f"OLS clustered by {clusters} runs", float(se), df)
-        return (f"{est.points()}, p = {r['p_value']:.3f}, R² = {r['r_squared']:.2f} "
+        p_value = "–" if pd.isna(r["p_value"]) else f"{r['p_value']:.3f}"
+        r_squared = "–" if pd.isna(r["r_squared"]) else f"{r['r_squared']:.2f}"
+        return (f"{est.points()}, p = {p_value}, R² = {r_squared} "
                 f"({int(r['n'])} points, {clusters} runs)", est)
     return ours
 
