@@ -153,9 +153,9 @@ def accuracy_vs_unknown(table: pd.DataFrame):
                   **CHECKPOINT_STYLE[checkpoint])
         ax.set(title=f"{title} test questions", xlabel="% Unknown in the fine-tuning set")
     axes[0].set_ylabel("test accuracy (exact match, %)")
-    axes[0].legend(title="checkpoint (band: 95 % interval over seeds)", loc="lower left",
-                   bbox_to_anchor=(0, 1.1), ncol=2, frameon=False, borderaxespad=0)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper left", ncol=2, frameon=False,
+               title="checkpoint (band: 95 % interval over seeds)")
+    fig.tight_layout(rect=(0, 0, 1, 0.84))
     return fig
 
 
@@ -208,7 +208,8 @@ def regression(points: pd.DataFrame, fits: dict):
         lo, hi = min(fitted.min(), observed.min()), max(fitted.max(), observed.max())
         ax.plot([lo, hi], [lo, hi], ls="--", c=OKABE_ITO["grey"], lw=1,
                 label="observed = predicted")
-        ax.set_title(f"{name}, R² = " + ("–" if np.isnan(res.rsquared) else f"{res.rsquared:.2f}"))
+        r_squared = "–" if np.isnan(res.rsquared) else f"{res.rsquared:.2f}"
+        ax.set_title(f"{name}, R² = {r_squared}")
         ax.set(xlabel="predicted accuracy (%)", ylabel="observed accuracy (%)")
     axes[0][0].legend(loc="upper left", frameon=False)
     fig.colorbar(sc, ax=axes[0].tolist(), label="Unknown examples fitted (% of |D|)")
