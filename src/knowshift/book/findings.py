@@ -399,7 +399,7 @@ def report(table: pd.DataFrame) -> str:
     def listed(rows: pd.DataFrame, detail=None) -> str:
         if rows.empty:
             return "none"
-        return "; ".join(f"{number[r['finding']]}. {{ref}}`{label(r['id'])}`"
+        return "; ".join(f"#{number[r['finding']]} {{ref}}`{label(r['id'])}`"
                          + (f" ({detail(r)})" if detail else "") for _, r in rows.iterrows())
 
     def unsettled(r) -> str:
@@ -418,7 +418,7 @@ def report(table: pd.DataFrame) -> str:
         f"- **Unsettled** (inconclusive at this size): "
         f"{listed(judged[judged['verdict'] == stats.INCONCLUSIVE], unsettled)}.",
         "- **Size**, where the paper gives a number: "
-        + ("; ".join(f"{number[r['finding']]}. {r['size_verdict']}"
+        + ("; ".join(f"#{number[r['finding']]} {r['size_verdict']}"
                      for _, r in size.iterrows()) or "none") + "."])
 
 
@@ -428,7 +428,10 @@ def run_summary(run_dir: str | Path) -> str:
     params = _run_params(run_dir)
     slick = run.read("slick")
     test = slick[slick["split"] == "test"]
-    return (f"**This run:** model `{shown_value('model', params.get('model', '?'))}`, "
+    model = params.get("model", "?")
+    shown = ("SmolLM2-135M-Instruct (the embedded default)" if model == "default"
+             else f"`{shown_value('model', model)}`")
+    return (f"**This run:** model {shown}, "
             f"{len(slick)} questions over "
             f"{slick['relation'].nunique()} relations ({int((~test['ood']).sum())} "
             f"in-distribution and {int(test['ood'].sum())} OOD test questions), fine-tuning "
