@@ -132,7 +132,7 @@ def test_each_finding_has_its_labelled_section_on_the_results_page(table):
     assert text.index("(finding-slick-mix)=") < text.index("(finding-idk-helps)=")
     assert "| 11 |" in text                     # the table keeps its display numbers
     report = pages.report(table)
-    assert "10. {ref}`finding-unknown-worst`" in report
+    assert "#10 {ref}`finding-unknown-worst`" in report
     assert pages.unknown_findings({"results.md": text + report}) == []
 
 
