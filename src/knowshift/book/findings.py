@@ -416,7 +416,8 @@ def report(table: pd.DataFrame) -> str:
         f"- **Did not hold** (disagrees): "
         f"{listed(judged[judged['verdict'] == stats.DISAGREES])}.",
         f"- **Unsettled** (inconclusive at this size): "
-        f"{listed(judged[judged['verdict'] == stats.INCONCLUSIVE], unsettled)}.",
+        f"{listed(judged[judged['verdict'] == stats.INCONCLUSIVE], unsettled)}. How many "
+        "seeds would settle each: {ref}`what-this-run-could-see`.",
         "- **Size**, where the paper gives a number: "
         + ("; ".join(f"#{number[r['finding']]} {r['size_verdict']}"
                      for _, r in size.iterrows()) or "none") + "."])
