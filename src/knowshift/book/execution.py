@@ -63,7 +63,11 @@ def statistics_markdown(run_dir: str | Path) -> str:
     stamps = [RunFolder(run_dir).stamp_record(s.name) or {} for s in STAGES]
     libraries = next((host.describe(s["built"]) for s in stamps
                       if s.get("built", {}).get("precision")), "not recorded")
-    return (to_markdown(table.drop(columns="seconds")) + "\n\n"
+    shown = table.drop(columns="seconds")
+    for column in ("host", "commit"):       # named once below when every chapter shares it
+        if shown[column].replace("–", pd.NA).dropna().nunique() <= 1:
+            shown = shown.drop(columns=column)
+    return (to_markdown(shown) + "\n\n"
             f"**In all:** {_duration(total)} of notebook execution. "
             f"**The model stages were built with:** {libraries}.")
 
