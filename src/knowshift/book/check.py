@@ -344,10 +344,16 @@ return {open: d.open, shown: r.width > 0 && r.height > 0
 """
 
 
-def layouts(index_html: str | Path, widths: tuple[int, ...] = LAYOUT_WIDTHS) -> dict:
+def layouts(index_html: str | Path, widths: tuple[int, ...] = LAYOUT_WIDTHS, *,
+            desktop_table_scroll: bool = False) -> dict:
     """:func:`layout` at each width (by default 1280 px, which also reads the content, and
-    390 px); returns ``widths`` (width -> its report) and all their ``problems``."""
-    reports = {w: layout(index_html, w) for w in widths}
+    390 px); returns ``widths`` (width -> its report) and all their ``problems``. From
+    ``CONTENT_WIDTH`` on (a desktop) every table must fit the text column as it is; below it
+    (a phone) a table may scroll sideways in its own box (everywhere with
+    ``desktop_table_scroll``)."""
+    reports = {w: layout(index_html, w,
+                         table_scroll=desktop_table_scroll or w < CONTENT_WIDTH)
+               for w in widths}
     return {"widths": reports, "problems": [p for r in reports.values() for p in r["problems"]]}
 
 

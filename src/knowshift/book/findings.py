@@ -174,25 +174,38 @@ def _signed_points(x: float) -> str:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The comparison as the book shows it: a numbered table (finding and section, paper,
-    ours, the verdict on direction, the paper's effect on this model's scale with the verdict
-    on size, the smallest effect this run could detect), a line on how the findings read
-    together, then what each effect measures and why a finding may differ."""
+    """The comparison as the book shows it: a numbered table narrow enough for the text column
+    (each finding linked to its section, our effect with its interval, the verdict on
+    direction, the paper's effect on this model's scale with the verdict on size, the smallest
+    effect this run could detect with 80 % power), a line on how the findings read together,
+    then each finding's section: the paper's number and ours in words, what the effect
+    measures and why a finding may differ."""
+    def ours(row) -> str:
+        if pd.isna(row["effect"]):
+            return "(below)"
+        return Estimate(row["effect"], row["low"], row["high"], "").points()
+
     shown = pd.DataFrame({
         "#": range(1, len(table) + 1),
-        "finding": table["finding"] + " (" + table["section"] + ")",
-        "paper": table["paper"], "ours": table["ours"],
+        # a {ref} text may not hold "<" (it starts the target)
+        "finding": [f"{{ref}}`{_ref_text(SHORT.get(i, 'SliCK category mix'))} <{label(i)}>`"
+                    for i in table["id"]],
+        "ours [95 % CI]": [ours(r) for r in table.to_dict("records")],
         "direction": ["**" + v + "**" if v != "-" else v for v in table["verdict"]],
-        "paper's effect, our scale": [_signed_points(x) for x in table["paper_scaled"]],
+        "paper, our scale": [_signed_points(x) for x in table["paper_scaled"]],
         "size": [v if v != "-" else ("direction only" if r == DIRECTION_ONLY else "-")
                  for v, r in zip(table["size_verdict"], table["scale_rule"])],
         "detectable (80 % power)": ["-" if pd.isna(x) else f"±{100 * x:.1f}"
-                                    for x in table["detectable"]]})
+                       for x in table["detectable"]]})
     sections = "\n\n".join(section(i, row)
                              for i, row in enumerate(table.to_dict("records"), 1))
     return (to_markdown(shown) + "\n\n" + together(table)
             + "\n\n## Finding by finding: what we measure, and why a small "
             "model may differ\n\n" + sections)
+
+
+def _ref_text(text: str) -> str:
+    return text.replace(" < ", " below ").replace(" > ", " above ")
 
 
 def section(number: int, row: dict) -> str:
