@@ -212,7 +212,9 @@ def test_svg_text_sizes_of_a_real_matplotlib_figure(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    with plt.rc_context({"svg.fonttype": "none", "font.size": 7, "axes.titlesize": 11}):
+    with plt.rc_context():
+        plt.rcdefaults()            # whatever style an earlier test left in this process
+        plt.rcParams.update({"svg.fonttype": "none", "font.size": 7, "axes.titlesize": 11})
         fig, ax = plt.subplots(figsize=(4, 2))
         ax.plot([0, 1], [0, 1])
         ax.set_title("title")

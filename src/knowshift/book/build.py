@@ -129,7 +129,8 @@ def _findings_figure(table, source: Path) -> str:
     import matplotlib.pyplot as plt
     if not (source / "findings.svg").is_file():
         fig = pages.figure(table)
-        fig.savefig(source / "findings.svg", format="svg", bbox_inches="tight")
+        with plt.rc_context({"svg.fonttype": "none"}):      # text kept as text
+            fig.savefig(source / "findings.svg", format="svg", bbox_inches="tight")
         plt.close(fig)
     return ("![Each judged finding: our effect with its 95 % interval, coloured by the verdict "
             "on direction, the paper's effect on our scale (x), and the verdict on size at the "

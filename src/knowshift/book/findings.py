@@ -255,14 +255,20 @@ def figure(table: pd.DataFrame):
     column (:mod:`knowshift.study.figures` style)."""
     import matplotlib.pyplot as plt
 
-    from ..study.figures import OKABE_ITO, WIDTH, use_style
-    use_style()
-    colours = {stats.AGREES: OKABE_ITO["blue"], stats.INCONCLUSIVE: OKABE_ITO["grey"],
-               stats.DISAGREES: OKABE_ITO["vermillion"], "-": OKABE_ITO["grey"]}
+    from ..study.figures import OKABE_ITO, STYLE, WIDTH
+    with plt.rc_context(STYLE):          # the book's style, without changing the caller's
+        return _figure(table, OKABE_ITO, WIDTH)
+
+
+def _figure(table: pd.DataFrame, palette: dict, width: float):
+    import matplotlib.pyplot as plt
+
+    colours = {stats.AGREES: palette["blue"], stats.INCONCLUSIVE: palette["grey"],
+               stats.DISAGREES: palette["vermillion"], "-": palette["grey"]}
     markers = {stats.AGREES: "o", stats.INCONCLUSIVE: "s", stats.DISAGREES: "D", "-": "s"}
     shown = table[table["verdict"] != "-"].reset_index()
     height = 0.32 * len(shown) + 1.5
-    fig, ax = plt.subplots(figsize=(WIDTH, height))
+    fig, ax = plt.subplots(figsize=(width, height))
     y = np.arange(len(shown))[::-1]
     for yi, (_, row) in zip(y, shown.iterrows()):
         c = colours[row["verdict"]]
