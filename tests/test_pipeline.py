@@ -30,7 +30,7 @@ def test_notebooks_run_and_write_their_outputs(smoke_run):
         nb = json.loads(run.notebook(stage.name).read_text())
         assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
     slick_nb = run.notebook("slick").read_text()
-    assert "image/png" in slick_nb and "HighlyKnown" in slick_nb
+    assert "image/svg+xml" in slick_nb and "HighlyKnown" in slick_nb
     assert run.figure("category_mix").with_suffix(".svg").is_file()
     stamp = json.loads(run.stamp("finetune").read_text())
     assert stamp["params"]["d_size"] == 4 and "n_train" not in stamp["params"]
