@@ -24,6 +24,7 @@ import yaml
 from ..core.errors import BookBuildError, KnowshiftError
 from ..core.files import write_folder
 from ..core.layout import REPOSITORY, RunFolder
+from ..core.params import shown_value
 from ..study import findings
 from . import execution
 from . import findings as pages
@@ -233,7 +234,8 @@ def _copy_for_reading(path: Path, target: Path, run_root: Path) -> None:
 
 def _shown_parameters(source: str, run_root: Path) -> str:
     """Papermill's injected assignments as a reader should see them: the run folder as
-    ``runs/<name>``, a packaged profile by its name, other paths by their file name."""
+    ``runs/<name>``, a packaged profile by its name, other paths by their file name, and
+    overridden paths as the page shows any path (:func:`~knowshift.core.params.shown_path`)."""
     import ast
 
     lines = ["# The parameters this chapter was executed with (injected by papermill)"]
@@ -253,6 +255,8 @@ def _shown_parameters(source: str, run_root: Path) -> str:
         elif name == "profile" and isinstance(value, str) and value.endswith((".yaml", ".yml")):
             path = Path(value)
             value = path.stem if path.resolve().parent == profiles else path.name
+        elif name == "overrides" and isinstance(value, dict):
+            value = {k: shown_value(k, v) for k, v in value.items()}   # paths as typed
         lines.append(f"{name} = {value!r}")
     return "\n".join(lines)
 
