@@ -44,17 +44,20 @@ bench: setup
 	$(BIN)/python benchmarks/slick_throughput.py
 	$(BIN)/python benchmarks/audit_throughput.py
 
-# The GPU path at the paper profile's shape on a CUDA machine (docs/gpu.md): no venv, no
-# hub; the machine's own python with PyTorch. Wheels in .gpu-wheels/ (`make gpu-wheels`, run
-# where the package registry is reachable) are installed into .gpu-deps/ first.
+# The GPU path at the paper profile's shape on a CUDA machine (docs/gpu.md): no venv, no hub;
+# the machine's own python with PyTorch alone. What it needs besides (transformers, peft, ...)
+# comes from .gpu-wheels/ (`make gpu-wheels`, run where the package registry is reachable),
+# installed into .gpu-deps/ first; a PYTHONPATH of the caller's comes after both.
 GPU_PYTHON ?= python3
 gpu-check:
 	@if ls .gpu-wheels/*.whl >/dev/null 2>&1; then \
-	  $(GPU_PYTHON) -m pip install -q --no-deps --target .gpu-deps .gpu-wheels/*.whl; fi
-	PYTHONPATH=.gpu-deps:src $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
+	  $(GPU_PYTHON) -m pip install -q --no-deps --upgrade --target .gpu-deps .gpu-wheels/*.whl; fi
+	PYTHONPATH=.gpu-deps:src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
 
-gpu-wheels:
-	$(PYTHON) -m pip download -q --no-deps -d .gpu-wheels -c constraints.txt transformers peft
+# Binary wheels of everything gpu-check imports besides PyTorch, for the GPU machine's Python.
+GPU_PYTHON_VERSION ?= 3.12
+gpu-wheels: setup
+	$(BIN)/python -m knowshift.gpuwheels --python $(GPU_PYTHON_VERSION)
 
 clean:
 	rm -rf $(VENV) runs

@@ -24,9 +24,9 @@ from knowshift.engine.evaluation import predict
 from knowshift.engine.generation import first_line
 from knowshift.engine.models import load_model
 from knowshift.study.facts import load_facts, select_relations
-from knowshift.study.finetune import FinetuneConfig
-from knowshift.study.finetune import encode as encode_examples
-from knowshift.study.finetune import make_optimizer, train_epoch
+from knowshift.engine.training import FinetuneConfig
+from knowshift.engine.training import encode as encode_examples
+from knowshift.engine.training import make_optimizer, train_epoch
 
 RELATIONS = ["P17", "P36", "P364", "P495", "P30", "P57", "P19", "P131"]
 

@@ -26,8 +26,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from knowshift.core.params import PRECISIONS, default
 from knowshift.engine.models import load_model, resolve_precision
 from knowshift.study.facts import load_facts, select_relations
-from knowshift.study.finetune import (FinetuneConfig, collate, encode, make_optimizer, prepare,
-                                      train_epoch)
+from knowshift.engine.training import (FinetuneConfig, collate, encode, make_optimizer,
+                                       prepare, train_epoch)
 
 
 class Pairs(torch.utils.data.Dataset):

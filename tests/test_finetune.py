@@ -18,8 +18,9 @@ from knowshift.engine.evaluation import predict
 from knowshift.engine.generation import complete_naive
 from knowshift.engine.models import load_model
 from knowshift.study.facts import select_relations
-from knowshift.study.finetune import (FinetuneConfig, answer_loss, collate, encode, make_optimizer,
-                                      run_variants, train_epoch, train_variant)
+from knowshift.engine.training import (FinetuneConfig, answer_loss, collate, encode,
+                                       make_optimizer, train_epoch)
+from knowshift.study.finetune import run_variants, train_variant
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
 """``make gpu-check``: the GPU path at the ``paper`` profile's shape, in a few minutes, with what a
-bare GPU machine has (PyTorch, transformers, peft, pandas) and no hub.
+bare GPU machine has (PyTorch) and the wheels ``make gpu-wheels`` carries there, and no hub. It
+imports the engine alone (generation, training, costs), none of the study's analysis libraries
+(a test reads its import closure).
 
 A model of Mistral-7B's config (kept in ``knowshift/shapes``) is built on the device with random
 weights, with the tokenizer kept in the repository (``tests/data/tokenizers/metaspace``, a
@@ -24,10 +26,9 @@ import torch
 
 from .core.layout import REPOSITORY
 from .core.params import resolve
-from .engine import generation, work
-from .study import finetune
-from .study.finetune import FinetuneConfig
-from .workplan import device_name, measure_loaded
+from .engine import generation, training, work
+from .engine.costs import device_name, measure_loaded
+from .engine.training import FinetuneConfig
 
 TOKENIZER = REPOSITORY / "tests" / "data" / "tokenizers" / "metaspace"
 SHAPE = Path(__file__).with_name("shapes") / "mistralai--Mistral-7B-v0.1.json"
@@ -116,21 +117,21 @@ def timed_generation(net, tok, groups, temperature: float, n: int, rows: int, to
 
 def timed_lora(net, tok, config: FinetuneConfig, steps: int, rng: random.Random) -> dict:
     examples = [_question(rng) for _ in range(steps * config.ft_batch_size)]
-    data = finetune.encode(tok, [q for q, _ in examples], [a for _, a in examples])
-    model = finetune.prepare(net, config)
+    data = training.encode(tok, [q for q, _ in examples], [a for _, a in examples])
+    model = training.prepare(net, config)
     model.train()
-    optim = finetune.make_optimizer(model, config)
+    optim = training.make_optimizer(model, config)
     order = list(range(len(data)))
-    finetune.train_epoch(model, optim, data, order[:config.ft_batch_size], config.ft_batch_size,
+    training.train_epoch(model, optim, data, order[:config.ft_batch_size], config.ft_batch_size,
                          tok.pad_token_id)                       # warm-up step
     _reset(net.device)
     start = time.perf_counter()
     with work.recording() as done:
-        finetune.train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
+        training.train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
     if net.device.type == "cuda":
         torch.cuda.synchronize(net.device)
     seconds = time.perf_counter() - start
-    finetune.release(model, config).eval()
+    training.release(model, config).eval()
     t = done["other"]
     return {"batch_size": config.ft_batch_size, "steps": t.train_steps,
             "trained_tokens": t.trained_tokens, "seconds": seconds,

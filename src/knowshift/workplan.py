@@ -31,7 +31,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core.errors import ParameterError
 from .core.layout import RunFolder
 from .core.params import Params
 from .core.schema import format_question, format_target
@@ -39,6 +38,8 @@ from .engine import generation
 from .engine.encoding import answer_length
 from .engine.models import (DEFAULT_MODEL, compute_dtypes, resolve_model, resolve_precision,
                             with_precision)
+from .engine import training
+from .engine.costs import Costs, measure_loaded
 from .engine.work import Tally
 from .study import facts as facts_mod
 from .study import finetune, finetune_sets, slick
@@ -46,30 +47,6 @@ from .study import finetune, finetune_sets, slick
 GIB = 2 ** 30
 # counts that depend on the model's answers: a plan gives the most they can be
 BOUND_COUNTS = ("generated_tokens", "decode_steps", "forward_passes")
-
-
-@dataclass
-class Costs:
-    """Seconds per unit of work on one device, for one model and precision."""
-    device: str
-    model: str
-    precision: str
-    prompt_token_s: float          # per token of a prompt pass
-    step_s: float                  # per decode step, whatever its rows
-    row_step_s: float              # per row of a decode step
-    train_step_s: float            # per optimiser step, whatever its tokens
-    train_token_s: float           # per trained token
-    load_s: float                  # per model load
-
-    @classmethod
-    def read(cls, path: str | Path) -> "Costs":
-        try:
-            data = json.loads(Path(path).read_text())
-            data = data.get("costs", data)
-            return cls(**{f: data[f] for f in cls.__dataclass_fields__})
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ParameterError(f"costs file {path} is not one `knowshift plan --measure` or "
-                                 f"`make gpu-check` wrote ({type(err).__name__}: {err})") from None
 
 
 @dataclass
@@ -143,7 +120,7 @@ def shape_of(config, lora_ranks=(), source: str = "") -> Shape:
         net = AutoModelForCausalLM.from_config(config)
     parameters = sum(p.numel() for p in net.parameters())
     targets = [m for name, m in net.named_modules()
-               if name.rsplit(".", 1)[-1] in finetune.LORA_TARGETS
+               if name.rsplit(".", 1)[-1] in training.LORA_TARGETS
                and isinstance(m, torch.nn.Linear)]
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
@@ -255,7 +232,7 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
                                    "run); examples, steps and prompts exact")
     longest = 0
     for _seed, _variant, examples, asked, each_epoch in finetune.training_runs(sets, held_out):
-        data = finetune.encode(tok, examples["question"].tolist(), examples["target"].tolist())
+        data = training.encode(tok, examples["question"].tolist(), examples["target"].tolist())
         steps = math.ceil(len(data) / p.ft_batch_size)
         run = {phase.phase: Phase("finetune", phase.phase) for phase in (train, every, early)}
         run[train.phase].counts.add(trained_examples=len(data) * p.epochs,
@@ -474,101 +451,9 @@ def measure_costs(model: str, device: str, params: Params, rows: tuple[int, int]
                   ) -> Costs:
     """Per-unit costs of ``model`` on ``device`` at the profile's precision, method and
     batch sizes, timed on random token ids (a few short passes)."""
-    cfg = with_precision(finetune.FinetuneConfig.from_params(params), device)
+    cfg = with_precision(training.FinetuneConfig.from_params(params), device)
     start = time.perf_counter()
     net, tok = finetune.load_base(model, device, cfg)
     load_s = time.perf_counter() - start
     rows = rows or (max(1, params["batch_size"] // 8), params["batch_size"])
     return measure_loaded(net, tok, cfg, rows, load_s, model)
-
-
-def _sync(net) -> None:
-    import torch
-    if net.device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(net, fn, repeats: int = 2) -> float:
-    fn()                                         # warm-up
-    _sync(net)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(net)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def measure_loaded(net, tok, cfg, rows: tuple[int, int], load_s: float, model: str,
-                   context: int = 96, train_length: int = 24) -> Costs:
-    """Costs of a loaded model: prompt passes, decode steps at ``rows`` (two sizes, for the
-    per-step and per-row parts) and optimiser steps at ``cfg``'s batch size and its half."""
-    import torch
-    import torch.nn.functional as F
-    from transformers import DynamicCache
-
-    from .engine.models import autocast
-    decoder, head = net.get_decoder(), net.get_output_embeddings()
-    vocab = min(len(tok), net.config.vocab_size)
-    gen = torch.Generator().manual_seed(0)
-
-    def ids(n, width):
-        return torch.randint(0, vocab, (n, width), generator=gen).to(net.device)
-
-    prompt = ids(8, 64)
-    with torch.no_grad(), autocast(net):
-        prompt_s = _timed(net, lambda: decoder(input_ids=prompt, use_cache=False)) / prompt.numel()
-        per_step = []
-        for r in rows:
-            cache_ids, step = ids(r, context), ids(r, 1)
-
-            def steps(cache_ids=cache_ids, step=step):
-                cache = DynamicCache(config=net.config)
-                decoder(input_ids=cache_ids, cache=cache, use_cache=True)
-                for _ in range(4):
-                    h = decoder(input_ids=step, cache=cache, use_cache=True).last_hidden_state
-                    F.linear(h[:, -1].float(), head.weight.float()).argmax(-1).cpu()
-            whole = _timed(net, steps, repeats=1)
-            per_step.append((whole - prompt_s * cache_ids.numel()) / 4)
-    (r1, t1), (r2, t2) = zip(rows, per_step)
-    row_s = max(0.0, (t2 - t1) / (r2 - r1)) if r2 != r1 else t2 / r2
-    step_s = max(0.0, t1 - row_s * r1)
-    model_t = finetune.prepare(net, cfg)
-    model_t.train()
-    optim = finetune.make_optimizer(model_t, cfg)
-    sizes = (max(1, cfg.ft_batch_size // 2), cfg.ft_batch_size)
-    per_train = []
-    for b in sizes:
-        x = ids(b, train_length)
-        labels = x.clone()
-        labels[:, : train_length // 2] = -100
-        mask = torch.ones_like(x)
-
-        def one(x=x, labels=labels, mask=mask):
-            finetune.answer_loss(model_t, x, mask, labels).backward()
-            optim.step()
-            optim.zero_grad(set_to_none=True)
-        per_train.append(_timed(net, one))
-    (b1, s1), (b2, s2) = zip(sizes, per_train)
-    token_s = max(0.0, (s2 - s1) / ((b2 - b1) * train_length)) if b2 != b1 else s2 / (
-        b2 * train_length)
-    train_step_s = max(0.0, s1 - token_s * b1 * train_length)
-    finetune.release(model_t, cfg)
-    return Costs(device_name(net.device), model, cfg.precision, prompt_s, step_s, row_s,
-                 train_step_s, token_s, load_s)
-
-
-def device_name(device) -> str:
-    """A device as costs name it: the GPU's name, or the CPU's model and core count."""
-    import os
-
-    import torch
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = "CPU"
-    return f"{name}, {os.cpu_count()} cores"

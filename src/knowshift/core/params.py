@@ -6,7 +6,7 @@ The defaults *are* the workshop profile (the README's CPU run). A profile (a YAM
 ``config/*.py`` files override ``train.py``'s globals; command-line overrides (``-p name=value``)
 and a notebook's ``overrides`` come last. Unknown names and wrong types or values are refused
 with one message naming the parameter. The stage configs (:class:`knowshift.study.slick.SlickConfig`,
-:class:`knowshift.study.finetune.FinetuneConfig`), ``knowshift params``, the pipeline's stamps and the
+:class:`knowshift.engine.training.FinetuneConfig`), ``knowshift params``, the pipeline's stamps and the
 notebooks all read this table."""
 
 from __future__ import annotations
