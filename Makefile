@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.knowshift-setup
 PROFILE ?= workshop
 
-.PHONY: setup browser run test test-fast bench gpu-check gpu-wheels clean
+.PHONY: setup browser run test test-fast bench gpu-check gpu-wheels gpu-smoke clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ gpu-check:
 	@if ls .gpu-wheels/*.whl >/dev/null 2>&1; then \
 	  $(GPU_PYTHON) -m pip install -q --no-deps --upgrade --target .gpu-deps .gpu-wheels/*.whl; fi
 	PYTHONPATH=.gpu-deps:src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
+
+# The paper profile end to end (SliCK, LoRA, analyses, book) with a random Mistral-shaped model
+# built on the spot and stand-in facts, no hub: on CUDA where there is one, else on the CPU.
+gpu-smoke: setup
+	$(BIN)/python -m knowshift.gpusmoke $(GPU_SMOKE_ARGS)
 
 # Binary wheels of everything gpu-check imports besides PyTorch, for the GPU machine's Python.
 GPU_PYTHON_VERSION ?= 3.12
