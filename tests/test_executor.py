@@ -35,6 +35,12 @@ def _nap(seconds, path, tick):
     return {"slept": seconds}
 
 
+def _visible(tick):
+    """A piece: the GPUs its job was given."""
+    tick(1)
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
 def _refuses(row, tick):
     raise ParameterError(f"row {row} has no answer")
 
@@ -114,6 +120,28 @@ def test_worker_jobs_run_side_by_side_and_return_in_order(tmp_path):
     assert spans[1][0] < spans[0][1]                  # the first two overlapped in time
     assert spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.5   # never more than two at once
     assert len({r["pid"] for r in record}) == 3
+
+
+def test_workers_are_given_the_gpus_this_process_sees(tmp_path, monkeypatch):
+    """GPU ids count the devices the caller sees: under an inherited CUDA_VISIBLE_DEVICES,
+    gpus=0,1 are its first two; workers without gpus= see none."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    pieces = [executor.Piece(f"gpu {i}", _visible, (), 1) for i in range(2)]
+    given = executor.run_pieces(pieces, executor.parse("workers gpus=0,1"), tmp_path / "a",
+                                _bar())
+    assert sorted(given) == ["5", "7"]
+    assert executor.run_pieces(pieces[:1], executor.parse("workers jobs=1"), tmp_path / "b",
+                               _bar()) == [""]
+    with pytest.raises(ParameterError, match="GPU 2 is not among the 2 this process sees"):
+        executor.check_workers(executor.parse("workers gpus=0,2"), "cuda")
+
+
+def test_workers_without_gpus_are_refused_where_the_stages_run_on_cuda():
+    with pytest.raises(ParameterError, match="workers without gpus= gives its workers no GPU"):
+        executor.check_workers(executor.parse("workers jobs=4"), "cuda")
+    executor.check_workers(executor.parse("workers jobs=4"), "cpu")
+    assert executor.worker_devices((0, 1), None) == ["0", "1"]
+    assert executor.worker_devices((1,), "GPU-aa, GPU-bb") == ["GPU-bb"]
 
 
 def test_a_job_that_fails_on_bad_input_fails_with_its_own_error(tmp_path):

@@ -38,8 +38,23 @@ def test_device_choice():
     assert pick_device("cpu", "fp32") == (torch.device("cpu"), torch.float32, None)
     if not torch.cuda.is_available():
         assert pick_device("auto", "fp32")[0].type == "cpu"
-        with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
+        why = "a CPU build" if torch.version.cuda is None else "finds no usable GPU"
+        with pytest.raises(DeviceUnavailableError, match=f"'cuda' was asked for but .*{why}"):
             pick_device("cuda", "bf16")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_the_paper_profile_stops_before_any_stage_without_a_gpu(tmp_path):
+    """It asks for CUDA by name: without it, one line and no stage run, never the CPU."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "knowshift.cli", "run", "--profile", "paper",
+                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "device 'cuda' was asked for but" in lines[0], done.stderr
+    assert not (tmp_path / "run" / ".stamps").exists()
 
 
 def test_auto_precision_is_bf16_only_where_the_device_computes_it():

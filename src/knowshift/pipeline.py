@@ -99,12 +99,13 @@ def check_sources(params: Params, stages: list[str], folder: RunFolder | None = 
     than the study's train questions, or, where SliCK's labels are already in ``folder`` and
     SliCK will not rerun, than its categories."""
     needed = {n for s in stages for n in params.for_stage(s)}
+    if "device" in needed and where.kind != "slurm":
+        models.pick_device(params.device, params.precision)     # SLURM jobs check their own
+        executor.check_workers(where, models.resolve_device(params.device))
     if "facts" in needed:
         facts.check_source(params.facts)
     if "model" in needed:
         models.check_source(params.model)
-    if "device" in needed and where.kind != "slurm":
-        models.pick_device(params.device, params.precision)     # SLURM jobs check their own
     if "finetune" not in stages:
         return
     wanted = {"d_size": params.d_size,

@@ -15,6 +15,7 @@ must be on a filesystem every job sees."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -136,6 +137,32 @@ def parse(spec: str | None) -> Executor:
     if kind == "slurm":
         _check_slurm()
     return Executor(**out)
+
+
+def check_workers(executor: Executor, device: str) -> None:
+    """Refuse workers that would be given no GPU where the stages run on CUDA (``device``, as
+    resolved): they would run on the CPU, silently and many times slower."""
+    if executor.kind == "workers" and not executor.gpus and device.startswith("cuda"):
+        raise ParameterError("executor workers without gpus= gives its workers no GPU, and the "
+                             "stages run on CUDA here: name the GPUs, one worker each (e.g. "
+                             "'workers gpus=0,1'), or set device: cpu")
+    if executor.kind == "workers" and executor.gpus:
+        worker_devices(executor.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def worker_devices(gpus: tuple[int, ...], visible: str | None) -> list[str]:
+    """What each worker's ``CUDA_VISIBLE_DEVICES`` holds: GPU ``g`` is the ``g``-th device this
+    process sees, so an inherited ``CUDA_VISIBLE_DEVICES`` (``visible``) is respected (gpus=0,1
+    under ``2,3`` are devices 2 and 3); where none is set, the ids themselves."""
+    if visible is None:
+        return [str(g) for g in gpus]
+    seen = [d.strip() for d in visible.split(",") if d.strip()]
+    outside = [g for g in gpus if g >= len(seen)]
+    if outside:
+        raise ParameterError(f"executor workers: GPU {outside[0]} is not among the {len(seen)} "
+                             f"this process sees (CUDA_VISIBLE_DEVICES={visible!r}); ids count "
+                             "those, from 0")
+    return [seen[g] for g in gpus]
 
 
 def _known_keys() -> str:
@@ -276,7 +303,8 @@ class _Workers(_Runner):
         self.submitit, self.executor, self.folder = submitit, executor, folder
         self.jobs: dict[int, object] = {}
         self.queue: list[int] = []
-        self.free = list(executor.gpus) or [None] * executor.jobs
+        self.free = (worker_devices(executor.gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+                     if executor.gpus else [None] * executor.jobs)
         self.slot: dict[int, object] = {}
 
     def start(self, pieces, files) -> None:
@@ -288,9 +316,9 @@ class _Workers(_Runner):
         while self.queue and self.free:
             i, gpu = self.queue.pop(0), self.free.pop(0)
             ex = self.submitit.LocalExecutor(folder=self.folder)
-            ex.update_parameters(timeout_min=self.executor.time_min,
-                                 gpus_per_node=0 if gpu is None else 1,
-                                 visible_gpus=() if gpu is None else (gpu,))
+            # submitit numbers GPUs from 0 whatever this process sees: the device is set here
+            ex.update_parameters(timeout_min=self.executor.time_min, gpus_per_node=0,
+                                 setup=[f"export CUDA_VISIBLE_DEVICES={shlex.quote(gpu or '')}"])
             self.jobs[i], self.slot[i] = ex.submit(job, self.pieces[i], self.files[i]), gpu
 
     def poll(self, known: set[int]):

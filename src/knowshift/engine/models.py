@@ -75,16 +75,42 @@ def compute_dtypes(device_type: str, precision: str, trains_every_weight: bool =
     return torch.float32, torch.bfloat16
 
 
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda`` (or a CUDA device such as ``cuda:1``): ``auto`` is CUDA where PyTorch
+    finds a GPU, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def cuda_problem() -> str | None:
+    """Why CUDA cannot be used here, in words (None: it can)."""
+    if torch.version.cuda is None:
+        return (f"this PyTorch ({torch.__version__}) is a CPU build: install a CUDA build "
+                "(docs/gpu.md, step 1)")
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        return (f"PyTorch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU"
+                + (f" among CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else "")
+                + ": check `nvidia-smi` and the driver")
+    try:
+        torch.ones(1, device="cuda").add_(1)
+        torch.cuda.synchronize()
+    except RuntimeError as err:
+        return f"CUDA fails on a first operation ({str(err).strip().splitlines()[0]})"
+    return None
+
+
 def pick_device(device: str, precision: str, trains_every_weight: bool = False
                 ) -> tuple[torch.device, torch.dtype, torch.dtype | None]:
     """(device, weight dtype, autocast dtype or None) for ``device`` ('auto': CUDA if present)
-    and ``precision`` (see the module docstring and :func:`compute_dtypes`)."""
+    and ``precision`` (see the module docstring and :func:`compute_dtypes`). A device asked for
+    by name is used or refused, never replaced: ``cuda`` on a machine whose CUDA is unusable
+    stops here, before any work, rather than running for days on the CPU."""
     precision = resolve_precision(device, precision)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(f"device {device!r} was asked for but CUDA is not available")
+    dev = torch.device(resolve_device(device))
+    if dev.type == "cuda" and (problem := cuda_problem()):
+        raise DeviceUnavailableError(f"device {device!r} was asked for but {problem}")
     if precision == "bf16" and dev.type == "cpu" and not cpu_computes_bf16():
         raise DeviceUnavailableError(
             "precision 'bf16' needs a CPU with native bf16 (AVX512-BF16 / AMX, or Arm BF16) and "
