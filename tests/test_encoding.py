@@ -100,3 +100,18 @@ def test_top_k_sampling_draws_only_among_the_k_likeliest_tokens(sentencepiece_mo
     free = complete_many(net, tok, [("", prompt, [1], 0)], temperature=2.0, num_samples=8)[0][0]
     assert top1 == [greedy] * 8                           # k = 1 is greedy, whatever T
     assert len(set(free)) > 1                             # without it, T = 2 spreads the draws
+
+
+def test_the_papers_template_writes_its_examples_and_a_bad_one_is_refused():
+    from knowshift.core.errors import ParameterError
+    from knowshift.core.params import resolve
+    from knowshift.core.schema import PAPER_TEMPLATE, format_question, format_target
+    paper = resolve("paper", {})
+    assert paper["prompt_template"] == PAPER_TEMPLATE
+    prompt = format_question("Where is Kenya?", PAPER_TEMPLATE)
+    assert prompt + format_target("Africa", PAPER_TEMPLATE) == (
+        "Answer the following question. Where is Kenya?\nAfrica\n")
+    assert format_question("Where is {x}?") + format_target("y") == "Q: Where is {x}?\nA: y\n"
+    for bad in ("Q: {q}\nA:", "no field", "{question} {question}", "{question"):
+        with pytest.raises(ParameterError, match="prompt_template"):
+            resolve("workshop", {"prompt_template": bad})

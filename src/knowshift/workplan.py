@@ -214,9 +214,10 @@ def _stand_in_sets(study: pd.DataFrame, p) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _answer_lengths(tok, df: pd.DataFrame, column: str, cap: int) -> list[int]:
+def _answer_lengths(tok, df: pd.DataFrame, column: str, cap: int, template: str) -> list[int]:
     first = df[column] if column == "target" else df[column].str[0]
-    return [min(cap, 1 + answer_length(tok, format_question(q), format_target(a).rstrip("\n")))
+    return [min(cap, 1 + answer_length(tok, format_question(q, template),
+                                       format_target(a, template).rstrip("\n")))
             for q, a in zip(df["question"], first)]
 
 
@@ -232,7 +233,8 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
                                    "run); examples, steps and prompts exact")
     longest = 0
     for _seed, _variant, examples, asked, each_epoch in finetune.training_runs(sets, held_out):
-        data = training.encode(tok, examples["question"].tolist(), examples["target"].tolist())
+        data = training.encode(tok, examples["question"].tolist(), examples["target"].tolist(),
+                               p.prompt_template)
         steps = math.ceil(len(data) / p.ft_batch_size)
         run = {phase.phase: Phase("finetune", phase.phase) for phase in (train, every, early)}
         run[train.phase].counts.add(trained_examples=len(data) * p.epochs,
@@ -247,9 +249,11 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
             frames = [f for f in frames if not f.empty]
             if not frames or not times:
                 continue
-            questions = [format_question(q) for f in frames for q in f["question"]]
+            questions = [format_question(q, p.prompt_template) for f in frames
+                         for q in f["question"]]
             lengths = [x for f in frames for x in _answer_lengths(
-                tok, f, "target" if "target" in f else "answers", p.max_new_tokens)]
+                tok, f, "target" if "target" in f else "answers", p.max_new_tokens,
+                p.prompt_template)]
             once = Phase("", "")
             _generation(once, tok, [[("", questions, [p.max_new_tokens] * len(questions), 0)]],
                         0.0, 1, p.eval_batch_size, [[lengths]])

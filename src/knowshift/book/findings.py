@@ -19,7 +19,7 @@ import pandas as pd
 from ..core import stats
 from ..core.layout import STAGE_NAMES, RunFolder
 from ..core.params import shown_value
-from ..core.schema import format_question, format_target
+from ..core.schema import QA_TEMPLATE, format_question, format_target
 from ..core.stats import Estimate
 from ..engine import host
 from ..study.findings import DIRECTION_ONLY, FINDINGS, IDS, by_id
@@ -349,9 +349,10 @@ def build_summary(run_dir: str | Path) -> str:
                                           ) + "."
 
 
-def _example_format() -> str:
+def _example_format(template: str) -> str:
     """Our fine-tuning and test example, from the one function that writes it."""
-    example = format_question("<question>") + format_target("<answer>").rstrip("\n")
+    example = (format_question("<question>", template)
+               + format_target("<answer>", template).rstrip("\n"))
     return "closed-book `" + example.replace("\n", "\\n") + "`, the loss on the answer only"
 
 
@@ -372,7 +373,7 @@ PAPER_SETUP = (
      lambda p: f"{p['n_samples']} samples at T = {p['temperature']} "
                + (f"among the top {p['top_k']}" if p["top_k"] else "from every token")),
     ("example format", "zero-shot `Answer the following question. <question>` (appendix E)",
-     lambda p: _example_format()),
+     lambda p: _example_format(p.get("prompt_template", QA_TEMPLATE))),
     ("|D|", "6142", lambda p: str(p["d_size"])),
     ("Unknown shares", "0, 25, 50, 75, 100 %",
      lambda p: ", ".join(f"{100 * x:.0f}" for x in p["unknown_shares"]) + " %"),

@@ -22,7 +22,7 @@ import yaml
 
 from .errors import ParameterError
 from .layout import REPOSITORY
-from .schema import CATEGORIES, NATURAL, share_clash
+from .schema import CATEGORIES, NATURAL, QA_TEMPLATE, share_clash, template_problem
 
 
 # ----------------------------------------------------------------------------------- rules
@@ -210,6 +210,10 @@ SCHEMA: dict[str, Param] = {
     "mitigation_shares": Param((0.5,), (list, tuple), "mixes to repeat with Unknown filtered "
                                "out and relabelled IDK", ("finetune",),
                                lambda v: None if not v else shares(v)),
+    # SliCK keeps its k-shot "Q:/A:" prompts whatever this is (it probes the base model)
+    "prompt_template": Param(QA_TEMPLATE, (str,), "fine-tuning and test example, {question} "
+                             "replaced (the paper's: 'Answer the following question. "
+                             "{question}\\n')", ("finetune",), template_problem),
     "method": Param("full", (str,), "'full' fine-tuning or 'lora'", ("finetune",),
                     one_of("full", "lora")),
     "learning_rate": Param(1e-4, (float,), "AdamW learning rate", ("finetune",),

@@ -9,6 +9,7 @@ unknown), source``."""
 from __future__ import annotations
 
 import hashlib
+import string
 
 import pandas as pd
 
@@ -50,18 +51,39 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- prompt format
-def format_question(question: str) -> str:
-    """The closed-book prompt, used for SliCK, fine-tuning and evaluation alike."""
-    return f"Q: {question}\nA:"
+# SliCK's k-shot prompts, and the default fine-tuning and test example.
+QA_TEMPLATE = "Q: {question}\nA:"
+# The paper's fine-tuning and test examples (appendix E): zero-shot, "Answer the following
+# question. <question>"; the answer follows on the next line.
+PAPER_TEMPLATE = "Answer the following question. {question}\n"
 
 
-def format_target(answer: str) -> str:
-    """What the model is trained to write after :func:`format_question`."""
-    return f" {answer}\n"
+def template_problem(template: str) -> str | None:
+    """What is wrong with a prompt template (None: nothing): it must hold ``{question}`` once
+    and no other field (literal braces doubled)."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as err:
+        return f"is not a template ({err})"
+    if fields != ["question"]:
+        return "must hold {question} exactly once and no other {field}"
+    return None
+
+
+def format_question(question: str, template: str = QA_TEMPLATE) -> str:
+    """The closed-book prompt: SliCK's (the default template), or a fine-tuning and test
+    example's (the ``prompt_template`` parameter)."""
+    return template.format(question=question)
+
+
+def format_target(answer: str, template: str = QA_TEMPLATE) -> str:
+    """What the model is trained to write after :func:`format_question`: the answer and a
+    newline, after a space unless the prompt ends in whitespace."""
+    return f"{'' if template[-1:].isspace() else ' '}{answer}\n"
 
 
 def format_exemplars(questions, answers) -> str:
-    """k-shot exemplars in the same format, each followed by a blank line."""
+    """k-shot exemplars in SliCK's format, each followed by a blank line."""
     return "".join(f"{format_question(q)}{format_target(a)}\n" for q, a in zip(questions, answers))
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.params import check_config, default
-from ..core.schema import format_question, format_target
+from ..core.schema import QA_TEMPLATE, format_question, format_target
 from . import work
 from .encoding import encode_split
 from .models import autocast
@@ -37,6 +37,7 @@ class FinetuneConfig:
     eval_batch_size: int = default("eval_batch_size")
     max_new_tokens: int = default("max_new_tokens")
     precision: str = default("precision")
+    prompt_template: str = default("prompt_template")
     seed: int = 0                # one of the ``seeds`` parameter's, set per run
 
     def __post_init__(self):
@@ -52,12 +53,13 @@ class FinetuneConfig:
         return cls(**{f.name: params[f.name] for f in fields(cls) if f.name != "seed"})
 
 
-def encode(tok, questions: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
+def encode(tok, questions: list[str], targets: list[str], template: str = QA_TEMPLATE
+           ) -> list[tuple[list[int], int]]:
     """(token ids of prompt + target, prompt length) per example: the whole text encoded as
     every other path encodes it (:func:`knowshift.engine.encoding.encode_split`), so the prompt's ids
     are those evaluation feeds and the loss is read on the ids the target has in the whole
     sequence."""
-    return [encode_split(tok, format_question(q), format_target(t))
+    return [encode_split(tok, format_question(q, template), format_target(t, template))
             for q, t in zip(questions, targets)]
 
 

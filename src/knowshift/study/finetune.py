@@ -50,7 +50,8 @@ def evaluate_epoch(model, tok, train: pd.DataFrame, held_out: dict[str, pd.DataF
     sets = {name: df for name, df in {"train": train, **held_out}.items() if not df.empty}
     with work.phase(phase):
         answered = iter(predict(model, tok, [q for df in sets.values() for q in df["question"]],
-                                config.eval_batch_size, config.max_new_tokens))
+                                config.eval_batch_size, config.max_new_tokens,
+                                config.prompt_template))
     frames = []
     for name, df in sets.items():
         preds = [next(answered) for _ in range(len(df))]
@@ -108,7 +109,8 @@ def train_variant(model_name: str, device: str, examples: pd.DataFrame,
 
 def _train(model, tok, examples, held_out, config, progress, desc, test_every_epoch,
            on_epoch) -> pd.DataFrame:
-    data = encode(tok, examples["question"].tolist(), examples["target"].tolist())
+    data = encode(tok, examples["question"].tolist(), examples["target"].tolist(),
+                  config.prompt_template)
     optim = make_optimizer(model, config)
     order_rng = torch.Generator().manual_seed(config.seed)
     each_epoch = {k: v for k, v in held_out.items() if test_every_epoch or k == "dev"}
