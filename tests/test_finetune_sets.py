@@ -79,3 +79,44 @@ def test_eval_sets_split_dev_test_and_ood(slick_table):
     held = eval_sets(slick_table)
     assert {k: len(v) for k, v in held.items()} == {"dev": 6, "test": 6, "ood": 6}
     assert held["ood"]["ood"].all() and not held["test"]["ood"].any()
+
+
+def _uneven():
+    """Train questions whose categories differ by relation: P1 has 2 HighlyKnown and 10 Unknown,
+    P2 9 of each, P3 no MaybeKnown."""
+    spread = {"P1": {"HighlyKnown": 2, "MaybeKnown": 5, "Unknown": 10},
+              "P2": {"HighlyKnown": 9, "MaybeKnown": 9, "Unknown": 9},
+              "P3": {"HighlyKnown": 6, "Unknown": 6}}
+    rows = [{"id": f"{r}:{c}:{i}", "relation": r, "question": f"q {r} {c} {i}?", "answer": "a",
+             "answers": ["a"], "split": "train", "ood": False, "category": c,
+             "known": c != "Unknown"}
+            for r, counts in spread.items() for c, n in counts.items() for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_pure_size_auto_is_the_papers_rule_with_one_relation_mix():
+    """Per relation the smallest asked category's count, summed (the paper's 6,142); every
+    pure set takes that many from each relation; capped at |D|, relations scaled alike."""
+    from knowshift.study.finetune_sets import pure_quotas, pure_size_of, size_problem
+    table = _uneven()
+    asked = ["HighlyKnown", "Unknown", "Natural"]
+    assert pure_quotas(table, asked, 100).to_dict() == {"P1": 2, "P2": 9, "P3": 6}
+    sets = build_sets(table, 30, [0.5], pure_size="auto", pure_categories=asked, seed=0)
+    for category in asked:
+        s = sets[sets["variant"] == f"pure_{category}"]
+        assert s["relation"].value_counts().to_dict() == {"P2": 9, "P3": 6, "P1": 2}
+        assert s["id"].is_unique
+        if category != "Natural":
+            assert (s["slick_category"] == category).all()
+    capped = pure_quotas(table, asked, 10)
+    assert capped.sum() == 10 and capped.to_dict() == {"P1": 1, "P2": 5, "P3": 4}
+    assert pure_size_of(table, "auto", asked, 10) == 10
+    assert pure_size_of(table, "auto", ["MaybeKnown", "Unknown"], 100) == 5 + 9    # P3: none
+    assert "pure_size auto is 0" in size_problem(table, 4, [0.5], "auto", ["WeaklyKnown"])
+
+
+def test_pure_size_is_a_number_or_auto():
+    from knowshift.core.params import resolve
+    assert resolve("workshop", {"pure_size": "auto"})["pure_size"] == "auto"
+    with pytest.raises(ParameterError, match="pure_size"):
+        resolve("workshop", {"pure_size": "half"})

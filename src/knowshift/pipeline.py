@@ -109,7 +109,8 @@ def check_sources(params: Params, stages: list[str], folder: RunFolder | None = 
     if "finetune" not in stages:
         return
     wanted = {"d_size": params.d_size,
-              "pure_size": params.pure_size if params.pure_categories else 0}
+              "pure_size": params.pure_size if params.pure_categories
+              and params.pure_size != "auto" else 0}
     for name, size in wanted.items():
         if size > params.n_train:
             raise ParameterError(f"{name} {size} is more than the study's n_train "

@@ -208,7 +208,8 @@ def _stand_in_sets(study: pd.DataFrame, p) -> pd.DataFrame:
     sizes = ([("mix", p.d_size)] * len(p.unknown_shares)
              + [x for s in p.mitigation_shares
                 for x in (("filtered", p.d_size - round(s * p.d_size)), ("idk", p.d_size))]
-             + [("pure", p.pure_size)] * len(p.pure_categories))
+             + [("pure", p.d_size if p.pure_size == "auto" else p.pure_size)]
+             * len(p.pure_categories))
     return pd.concat([train.head(n).assign(kind=kind, variant=f"{kind}{i}", seed=seed)
                       for seed in p.seeds for i, (kind, n) in enumerate(sizes)],
                      ignore_index=True)

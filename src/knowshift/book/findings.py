@@ -349,6 +349,16 @@ def build_summary(run_dir: str | Path) -> str:
                                           ) + "."
 
 
+def _pure_sets(p: dict) -> str:
+    """This run's pure sets: which, and their size or the paper's rule and its cap."""
+    which = ", ".join(p.get("pure_categories") or []) or "none"
+    size = p.get("pure_size")
+    if size == "auto":
+        return (f"{which}: the paper's rule, capped at |D| = {p['d_size']} (relations scaled "
+                "down alike)")
+    return f"{which}: {size} examples each"
+
+
 def _example_format(template: str) -> str:
     """Our fine-tuning and test example, from the one function that writes it."""
     example = (format_question("<question>", template)
@@ -377,6 +387,8 @@ PAPER_SETUP = (
     ("|D|", "6142", lambda p: str(p["d_size"])),
     ("Unknown shares", "0, 25, 50, 75, 100 %",
      lambda p: ", ".join(f"{100 * x:.0f}" for x in p["unknown_shares"]) + " %"),
+    ("category-pure sets", "per relation its smallest category's count, summed: 6,142 each "
+     "(= |D|)", lambda p: _pure_sets(p)),
     ("epochs (CONVERGENCE)", "50", lambda p: str(p["epochs"])),
     ("fine-tuning", "full, lr 1e-5, batch 128",
      lambda p: f"{p['method']}, lr {p['learning_rate']:g}, batch {p['ft_batch_size']}"

@@ -65,6 +65,14 @@ def seed_list(v) -> str | None:
     return None if len(set(v)) == len(v) else "must not repeat a seed"
 
 
+def size_or_auto(v) -> str | None:
+    if v == "auto":
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+        return None
+    return "must be a whole number >= 0 or 'auto'"
+
+
 def non_empty(v) -> str | None:
     return None if v.strip() else "must not be empty"
 
@@ -202,8 +210,11 @@ SCHEMA: dict[str, Param] = {
     "unknown_shares": Param((0, 0.5, 1.0), (list, tuple),
                             "shares of Unknown examples to sweep, e.g. [0, 0.5, 1]",
                             ("finetune",), shares),
-    "pure_size": Param(16, (int,), "examples in each category-pure set", ("finetune",),
-                       at_least(0)),
+    # 'auto' is the paper's rule (section 5): per relation, the count of its smallest category
+    # among pure_categories, summed over relations (6,142 there, equal to its |D|)
+    "pure_size": Param(16, (int, str), "examples in each category-pure set, or 'auto': per "
+                       "relation the smallest asked category's count, summed, at most d_size",
+                       ("finetune",), size_or_auto),
     "pure_categories": Param((*CATEGORIES, NATURAL), (list, tuple),
                              "category-pure sets to train (SliCK categories or Natural)",
                              ("finetune",), names((*CATEGORIES, NATURAL))),

@@ -6,7 +6,9 @@ Every set is a list of train questions with a target answer. Kinds:
   MaybeKnown or WeaklyKnown). Sets are nested: the Unknown examples of the 25 % set are among
   those of the 50 % set, and so on, so the sweep changes one thing at a time.
 - ``pure``: one SliCK category only (D_HighlyKnown, ..., D_Unknown), or ``Natural`` (the natural
-  mix of the train split), all of one size.
+  mix of the train split), all of one size. ``pure_size: auto`` sizes them as the paper does
+  (section 5): each relation gives every pure set the count of its smallest asked category, so
+  the sets share one relation mix; the sum is capped at |D| (relations scaled down alike).
 - ``filtered``: a mix with its Unknown examples removed (a smaller D).
 - ``idk``: a mix with its Unknown examples relabelled "I don't know".
 
@@ -62,8 +64,39 @@ def train_pool(slick_table: pd.DataFrame) -> pd.DataFrame:
     return slick_table[(slick_table["split"] == "train") & ~slick_table["ood"]]
 
 
+def pure_quotas(slick_table: pd.DataFrame, pure_categories: list[str], cap: int) -> pd.Series:
+    """Per relation, the examples each ``pure_size: auto`` set takes: the count of the
+    relation's smallest asked SliCK category (every relation's size where only Natural is
+    asked), scaled down alike when the sum is over ``cap`` (largest remainders get the spare
+    places, ties by relation)."""
+    train = train_pool(slick_table)
+    asked = [c for c in pure_categories if c in CATEGORIES]
+    counts = train.groupby(["relation", "category"], observed=True).size().unstack(fill_value=0)
+    if asked:
+        least = counts.reindex(columns=asked, fill_value=0).min(axis=1)
+    else:
+        least = counts.sum(axis=1)
+    least = least.sort_index().astype(int)
+    if least.sum() <= cap:
+        return least
+    exact = least * cap / least.sum()
+    quota = np.floor(exact).astype(int)
+    spare = int(cap - quota.sum())
+    order = (exact - quota).sort_values(ascending=False, kind="stable").index[:spare]
+    quota[order] += 1
+    return quota
+
+
+def pure_size_of(slick_table: pd.DataFrame, pure_size: int | str, pure_categories: list[str],
+                 cap: int) -> int:
+    """The size of every category-pure set (``pure_size`` as a number, or 'auto')."""
+    if pure_size != "auto":
+        return int(pure_size)
+    return int(pure_quotas(slick_table, pure_categories or [], cap).sum())
+
+
 def size_problem(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[float],
-                 pure_size: int = 0, pure_categories: list[str] | None = None,
+                 pure_size: int | str = 0, pure_categories: list[str] | None = None,
                  mitigation_shares: list[float] | None = None) -> str | None:
     """Why the SliCK table cannot fill the sets asked for (None if it can), with the counts it
     has: checked before any fine-tuning, so a GPU run stops at once, with SliCK's labels kept."""
@@ -79,9 +112,15 @@ def size_problem(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[fl
                      if n]
             short.append(f"a {share_label(share)} Unknown mix of d_size {d_size} needs "
                          f"{' and '.join(parts)}")
-    small = [c for c in pure_categories or [] if c in have and have[c] < pure_size]
-    if NATURAL in (pure_categories or []) and len(train) < pure_size:
-        small.append(NATURAL)
+    if pure_size == "auto":
+        if pure_categories and pure_size_of(slick_table, "auto", pure_categories, d_size) == 0:
+            short.append("pure_size auto is 0: no relation has examples of every category "
+                         "in pure_categories")
+        small = []
+    else:
+        small = [c for c in pure_categories or [] if c in have and have[c] < pure_size]
+        if NATURAL in (pure_categories or []) and len(train) < pure_size:
+            small.append(NATURAL)
     if small:
         short.append(f"pure_size {pure_size} is more than SliCK put in "
                      f"{', '.join(f'D_{c}' for c in small)}")
@@ -95,7 +134,7 @@ def size_problem(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[fl
 
 
 def build_sets(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[float],
-               pure_size: int = 0, pure_categories: list[str] | None = None,
+               pure_size: int | str = 0, pure_categories: list[str] | None = None,
                mitigation_shares: list[float] | None = None, *, seed: int) -> pd.DataFrame:
     """All fine-tuning sets of the study as one long table (one row per example per set)."""
     if d_size < 1:
@@ -127,6 +166,8 @@ def build_sets(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[floa
         parts.append(_rows(f"filtered_{share_label(share)}", "filtered",
                            examples[examples["known"]], share, None))
         parts.append(_rows(f"idk_{share_label(share)}", "idk", examples, share, None, idk=True))
+    quotas = (pure_quotas(slick_table, pure_categories or [], d_size)
+              if pure_size == "auto" else None)
     for category in pure_categories or []:
         if category == NATURAL:
             pool = balanced_order(train, seed + 2)
@@ -135,7 +176,11 @@ def build_sets(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[floa
         else:
             raise ParameterError(f"unknown category {category!r}; use one of "
                                  f"{[*CATEGORIES, NATURAL]}")
-        examples = _take(pool, pure_size, f"D_{category}")
+        if quotas is None:
+            examples = _take(pool, pure_size, f"D_{category}")
+        else:                    # each relation's quota, in the pool's balanced order
+            examples = pool[pool.groupby("relation").cumcount().to_numpy()
+                            < pool["relation"].map(quotas).fillna(0).to_numpy()]
         share = float((~examples["known"]).mean())
         parts.append(_rows(f"pure_{category}", "pure", examples, share, category))
     sets = pd.concat(parts, ignore_index=True)
