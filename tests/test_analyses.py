@@ -9,7 +9,7 @@ from knowshift.core.scoring import is_abstention, rates, score
 from knowshift.study.categories import accuracy_by_category
 from knowshift.study.checkpoints import (convergence_epoch, early_stop_epoch, per_epoch,
                                          plateau_epochs, select)
-from knowshift.study.dynamics import epochs_to_fit, fit_curves
+from knowshift.study.dynamics import epochs_to_fit, fit_curves, fitted_at_end
 from knowshift.study.mitigations import compare
 from knowshift.study.regression import coefficient_table, fit
 
@@ -107,6 +107,23 @@ def test_fit_curves_and_epochs_to_fit():
     first = epochs_to_fit(fit_curves(results), threshold=0.9).set_index("variant")
     assert first.loc["mix_50%", "Known"] == 2 and first.loc["mix_50%", "Unknown"] == 3
     assert first.loc["mix_0%", "Known"] == 1 and np.isnan(first.loc["mix_0%", "Unknown"])
+
+
+def test_whether_each_mix_was_fitted_at_its_last_epoch():
+    """The 50 % mix ends fitted; the 100 % mix ends with half its Unknown examples (the last
+    epoch of each run counts, whatever the other runs' lengths)."""
+    results = pd.concat([
+        _train_rows("mix_50%", 0.5, 1, [1, 0], [0, 0]),
+        _train_rows("mix_50%", 0.5, 2, [1, 1], [1, 1]),
+        _train_rows("mix_100%", 1.0, 1, [], [0, 0, 0, 0]),
+        _train_rows("mix_100%", 1.0, 2, [], [1, 1, 0, 0]),
+    ])
+    end = fitted_at_end(fit_curves(results), threshold=0.9).set_index(
+        ["unknown_share", "subset"])
+    assert end.loc[(0.5, "Known"), "fitted"] and end.loc[(0.5, "Unknown"), "fitted"]
+    assert not end.loc[(1.0, "Unknown"), "fitted"]
+    assert end.loc[(1.0, "Unknown"), "train_accuracy"] == 0.5
+    assert set(end["epoch"]) == {2}
     # a run too short to fit anything (two LoRA epochs) still has both columns, all NaN
     none = epochs_to_fit(fit_curves(results), threshold=1.1)
     assert none[["Known", "Unknown"]].isna().all().all() and len(none) == 2

@@ -32,6 +32,16 @@ def epochs_to_fit(curves: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.
     return first.rename_axis(columns="subset").reset_index()
 
 
+def fitted_at_end(curves: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.DataFrame:
+    """Per mix and subset, train accuracy at each run's last epoch (mean over seeds) and whether
+    every seed had fitted it (at least ``threshold``): whether CONVERGENCE reads a fitted set,
+    as the paper's does after 50 epochs."""
+    last = curves[curves["epoch"] == curves.groupby(["seed", "variant"])["epoch"].transform("max")]
+    return (last.groupby(["unknown_share", "subset"], as_index=False)
+            .agg(epoch=("epoch", "max"), train_accuracy=("train_accuracy", "mean"),
+                 fitted=("train_accuracy", lambda a: bool((a >= threshold).all()))))
+
+
 def run_stage(run_dir) -> dict[str, pd.DataFrame]:
     """Stage 4: write the products ``fit_curves`` and ``epochs_to_fit``."""
     run = RunFolder(run_dir)
