@@ -58,9 +58,10 @@ gpu-check:
 	PYTHONPATH=.gpu-deps:src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
 
 # The paper profile end to end (SliCK, LoRA, analyses, book) with a random Mistral-shaped model
-# built on the spot and stand-in facts, no hub: on CUDA where there is one, else on the CPU.
-gpu-smoke: setup
-	$(BIN)/python -m knowshift.gpusmoke $(GPU_SMOKE_ARGS)
+# built on the spot and stand-in facts, no hub: on CUDA where there is one, else on the CPU. It
+# runs in the python of the GPU install (docs/gpu.md, step 1), not .venv's CPU build of torch.
+gpu-smoke:
+	$(GPU_PYTHON) -m knowshift.gpusmoke $(GPU_SMOKE_ARGS)
 
 # Binary wheels of everything gpu-check imports besides PyTorch, for the GPU machine's Python.
 GPU_PYTHON_VERSION ?= 3.12

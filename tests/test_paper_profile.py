@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow     # every test here loads the model, runs a prof
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("gpu-smoke")
-    done = subprocess.run(["make", "-s", "gpu-smoke",
+    done = subprocess.run(["make", "-s", "gpu-smoke", f"GPU_PYTHON={sys.executable}",
                            f"GPU_SMOKE_ARGS=--device cpu --folder {work}"],
                           cwd=Path(__file__).parents[1], capture_output=True, text=True,
                           timeout=1800)

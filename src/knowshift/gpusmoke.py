@@ -38,7 +38,7 @@ TINY = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
 # out-of-distribution (none of the paper's 7 OOD relations is in the built-in set)
 RELATIONS = ["P17", "P36", "P131", "P30"]
 SIZES = {"n_train": 32, "n_dev": 6, "n_test": 9, "n_ood": 4, "n_exemplar_sets": 2,
-         "n_samples": 2, "max_new_tokens": 4, "d_size": 8, "pure_size": 4,
+         "n_samples": 2, "max_new_tokens": 4, "d_size": 8,
          "pure_categories": "[Unknown, Natural]", "epochs": 3, "learning_rate": 0.001,
          "ft_batch_size": 4, "lora_r": 8, "audit_size": 8}
 
