@@ -385,9 +385,9 @@ def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_si
         mask[:, :prefix_width + width] = False
         for j, (g, _, row, _) in enumerate(picked):
             ids[j, width - len(row):] = torch.tensor(row)
-            copies = slice(j * num_samples, (j + 1) * num_samples)
-            mask[copies, prefix_width - len(heads[g]):prefix_width] = True
-            mask[copies, prefix_width + width - len(row):prefix_width + width] = True
+            its_rows = slice(j * num_samples, (j + 1) * num_samples)
+            mask[its_rows, prefix_width - len(heads[g]):prefix_width] = True
+            mask[its_rows, prefix_width + width - len(row):prefix_width + width] = True
         cache = _batch_cache(model, [states[tuple(heads[g])] for g, *_ in picked],
                              prefix_width, capacity, num_samples)
         keys = None if temperature <= 0 else np.concatenate(
