@@ -42,15 +42,39 @@ def test_assembling_a_batch_cache_costs_the_same_operations_at_64_and_1024_rows(
     for rows in (64, 1024):
         picked = [states[i % len(states)] for i in range(rows)]
         with Ops() as ops:
-            cache = _batch_cache(net, picked, width)
+            cache = _batch_cache(net, picked, width, width + 8)
         counts[rows] = ops.count
-        keys = cache.layers[0].keys
-        assert keys.shape[0] == rows
+        keys = cache.layers[0].keys                         # a view of the filled positions
+        assert keys.shape[:3] == (rows, 2, width)
+        assert cache.layers[0].buffers[0].shape[2] == width + 8
         for i in (0, 1, 2, rows - 1):                       # each row holds its own prefix
             n = states[i % 3][0][0].shape[2]
             assert torch.equal(keys[i, :, width - n:], states[i % 3][0][0][0])
             assert not keys[i, :, :width - n].any()
     assert counts[64] == counts[1024]
+
+
+def test_answers_and_work_do_not_depend_on_when_finished_rows_leave_the_batch(
+        sentencepiece_model, monkeypatch):
+    """Finished rows stay in the batch, their tokens ignored, until enough have finished: the
+    answers and the work counted are the same when they leave at once (as they used to) and
+    when they never leave, greedy and sampled, budgets apart so that rows stop at different
+    steps."""
+    from knowshift.engine import generation
+    net, tok = sentencepiece_model
+    prompts = [format_question(f"What is the capital of country {i}?") for i in range(9)]
+    groups = [(PREFIXES[i % 3], prompts[i::3], [1 + (i + 2 * j) % 6 for j in range(3)], i)
+              for i in range(3)] + [("", prompts[:2], [3, 5], 7)]      # one without a prefix
+    runs = {}
+    for at in (0.0, 0.25, 2.0):
+        monkeypatch.setattr(generation, "COMPACT_AT", at)
+        for temperature, n in ((0.0, 1), (1.0, 3)):
+            with work.recording() as done:
+                answers = complete_many(net, tok, groups, temperature=temperature,
+                                        num_samples=n, batch_size=12)
+            runs.setdefault((temperature, n), []).append((answers, done["other"].as_dict()))
+    for results in runs.values():
+        assert all(r == results[0] for r in results[1:])
 
 
 def test_next_token_logits_are_float32_with_bf16_weights(sentencepiece_model):

@@ -2,21 +2,28 @@
 
 None of these changes an answer: the k-shot exemplars shared by every question of one (relation,
 exemplar set) are computed once and their key/value cache shared, and groups with different
-exemplars share batches (their caches side by side), so many small groups cost the decoding
-steps of one; prompts are batched by length, so little padding is computed; the sampled copies
-of one prompt share its pass; and a row leaves the batch as soon as its answer line ends (a
-token holding a newline, or end of sequence) or its token budget is spent, so short answers do
-not wait for the longest one (``model.generate`` keeps finished rows to the end, about half of
-the decoding steps here). Greedy answers are those of plain ``generate`` (``complete_naive``,
-the reference). Sampled answers are drawn by inverse CDF from uniforms of a counter-based stream
-keyed by the group's seed, the prompt's ids, the copy and the step, so they do not depend on the
-batch size or on what a prompt is batched with. The model's layers run under the autocast
-:func:`knowshift.engine.models.load_model` chose, one autocast region per call so that the weights
-are cast once, not at every step; the next token's logits are computed in float32 on every
-device (bf16 weights included), so greedy choices are not made on rounded scores. Batches hold
-up to ``batch_size`` rows (prompts x samples), so a GPU decodes many rows per step; a batch's
-cache is assembled per prefix, not per row, and each decode step reads one tensor back from the
-device.
+exemplars share batches (their caches side by side), so many small groups cost the decoding steps
+of one; prompts are batched by length, so little padding is computed; the sampled copies of one
+prompt share its pass; and a row is done as soon as its answer line ends (a token holding a
+newline, or end of sequence) or its token budget is spent, and done rows leave the batch, so short
+answers do not wait for the longest one (``model.generate`` keeps finished rows to the end, about
+half of the decoding steps here). Greedy answers are those of plain ``generate``
+(``complete_naive``, the reference). Sampled answers are drawn by inverse CDF from uniforms of a
+counter-based stream keyed by the group's seed, the prompt's ids, the copy and the step, so they do
+not depend on the batch size or on what a prompt is batched with. The model's layers run under the
+autocast :func:`knowshift.engine.models.load_model` chose, one autocast region per call so that the
+weights are cast once, not at every step; the next token's logits are computed in float32 on every
+device (bf16 weights included), so greedy choices are not made on rounded scores. Batches hold up
+to ``batch_size`` rows (prompts x samples), so a GPU decodes many rows per step; a batch's cache is
+assembled per prefix, not per row, and each decode step reads one tensor back from the device.
+
+Copying the key/value cache costs about as much as attending to it, so a decode step copies none: a
+batch's keys and values live in buffers sized for its longest prompt and budget, allocated once
+(:class:`_Layer`, a transformers ``DynamicLayer`` whose ``keys`` are views of the filled length),
+each step writes its position in place, and the attention mask is one buffer read as a view. A
+finished row stays in the batch, its tokens ignored, until a quarter of the rows have finished, and
+then they leave together (one copy of the rest), rather than one copy whenever any row stops; the
+sampled copies of a prompt get its cache once, after its prompt pass.
 
 Measured, and left out: feeding a guessed answer (the training target, last epoch's answer)
 with the prompt and keeping what greedy decoding confirms (speculative decoding with the guess as
@@ -25,11 +32,13 @@ draft) saved nothing here: the guess's tokens cost the prompt pass what they sav
 from __future__ import annotations
 
 import hashlib
+import inspect
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache, GenerationConfig
+from transformers import GenerationConfig
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from .encoding import encode, shared_head
 from .models import autocast
@@ -89,22 +98,101 @@ def uniforms(keys: np.ndarray, step: int) -> np.ndarray:
 def sample(logits: torch.Tensor, temperature: float, top_k: int, u: torch.Tensor
            ) -> torch.Tensor:
     """Per row, the token whose cumulative probability first exceeds ``u`` (inverse-CDF
-    sampling at ``temperature``; ``top_k`` > 0 keeps the k likeliest tokens only)."""
+    sampling at ``temperature``; ``top_k`` > 0 keeps the k likeliest tokens only). ``u`` of
+    shape ``(rows, k)`` draws k tokens from each row, row after row."""
     scores, index = logits / temperature, None
     if 0 < top_k < scores.shape[-1]:
         scores, index = scores.topk(top_k, dim=-1)
     cdf = torch.softmax(scores, dim=-1).cumsum(-1)
-    at = (u.to(cdf.dtype) * cdf[:, -1])[:, None]
+    at = u.to(cdf.dtype).reshape(len(cdf), -1) * cdf[:, -1:]
     token = torch.searchsorted(cdf, at, right=True).clamp_(max=cdf.shape[-1] - 1)
-    return (token if index is None else index.gather(1, token)).squeeze(1)
+    return (token if index is None else index.gather(1, token)).reshape(-1)
+
+
+class _Layer(DynamicLayer):
+    """One layer's keys and values in buffers allocated once per batch, ``(rows, kv heads,
+    capacity, head dim)``: a step writes its position in place, and attention reads
+    ``keys``/``values``, views of the filled length (a ``DynamicLayer`` concatenates, copying the
+    whole cache at every step). Until :meth:`spread`, the model sees every ``stride``-th row
+    only (the prompt pass of sampled copies). Buffers not given are zeros allocated on the
+    first update, in the dtype the model computes keys in."""
+
+    def __init__(self, rows: int, capacity: int, stride: int = 1, keys=None, values=None,
+                 length: int = 0):
+        super().__init__()
+        self.rows, self.capacity, self.stride, self.length = rows, capacity, stride, length
+        if keys is not None:
+            self._hold(keys, values)
+
+    def _hold(self, keys, values) -> None:
+        self.buffers = keys, values
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = (b[::self.stride, :, :self.length] for b in self.buffers)
+
+    def lazy_initialization(self, key_states, value_states) -> None:
+        rows, heads = self.rows, key_states.shape[1]
+        self._hold(key_states.new_zeros(rows, heads, self.capacity, key_states.shape[3]),
+                   value_states.new_zeros(rows, heads, self.capacity, value_states.shape[3]))
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        for buffer, new in zip(self.buffers, (key_states, value_states)):
+            buffer[::self.stride, :, self.length:end] = new
+        self.length = end
+        self._view()
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def spread(self, start: int) -> None:
+        """Copy each computed row's positions from ``start`` on into the ``stride - 1`` rows
+        after it (its sampled copies), and show every row from now on."""
+        for b in self.buffers:
+            grouped = b.view(-1, self.stride, *b.shape[1:])
+            grouped[:, 1:, :, start:self.length] = grouped[:, :1, :, start:self.length]
+        self.stride = 1
+        self._view()
+
+    def compact(self, holes: torch.Tensor, movers: torch.Tensor, kept: int) -> None:
+        """Move rows ``movers`` into rows ``holes`` (finished rows among the first ``kept``),
+        their filled positions only, and keep the first ``kept`` rows: only the live rows
+        beyond ``kept`` are copied, and nothing is allocated but their move."""
+        for b in self.buffers:
+            b[holes, :, :self.length] = b[movers, :, :self.length]
+        self.buffers = tuple(b[:kept] for b in self.buffers)
+        self._view()
+
+
+def _cache_argument(decoder) -> str:
+    """The name the decoder's ``forward`` takes its cache by (``cache`` since transformers 5.24,
+    ``past_key_values`` before)."""
+    names = inspect.signature(decoder.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+# Finished rows stay in the batch, their tokens ignored, until a quarter of its rows have
+# finished: each finished row costs a row's compute per step, and removing them moves the live
+# rows that follow them (:meth:`_Layer.compact`). At a quarter, finished rows never cost more
+# than a third of the live rows' work, and a few moves of some of the rows replace a copy of
+# the whole cache on every step on which some row stops.
+COMPACT_AT = 0.25
 
 
 def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, keys,
             copies: int = 1) -> list[list[int]]:
     """Greedy (or sampled) continuation of a left-padded batch, ``copies`` continuations per
     prompt (row ``j * copies + k`` is copy ``k`` of prompt ``j``; the prompt is computed once and
-    its cache copied); each row is dropped from the batch, key/value cache included, once it has
-    stopped. Row ``r`` samples with the uniforms of ``keys[r]`` (:func:`sample_keys`), so its
+    its positions copied into its copies' rows of the cache, :func:`_batch_cache`). ``mask`` is
+    the ``(rows, capacity)`` attention mask of the whole decoding, ones after the prompts; each
+    step the model reads a view of its filled length. A row is done once it has stopped; done
+    rows are removed from the batch, key/value cache included, once they are ``COMPACT_AT`` of
+    its rows. Row ``r`` samples with the uniforms of ``keys[r]`` (:func:`sample_keys`), so its
     draws do not depend on what it is batched with. ``top_k`` (0: off) samples among the k
     likeliest tokens only. The chosen tokens are the one thing read back from the device per
     step: which rows go on is decided on the host, and index tensors (and the step's uniforms)
@@ -112,45 +200,54 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, keys,
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     weight = head.weight.float()               # no copy when the head is float32 already
     bias = None if head.bias is None else head.bias.float()
+    argument = _cache_argument(decoder)
     device, n_rows = ids.device, ids.shape[0] * copies
-    rows = torch.arange(n_rows)
+    rows = torch.arange(n_rows)                # the row each place of the batch holds
+    live = torch.ones(n_rows, dtype=torch.bool)
     left = torch.tensor(budgets).repeat_interleave(copies)
-    position = (mask.cumsum(1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+    start = cache.get_seq_length()             # the prompts' first position
+    position = (mask[::copies, :start + ids.shape[1]].cumsum(1) - 1).clamp(min=0)
+    position = position[:, start:]
     steps: list[tuple[torch.Tensor, torch.Tensor]] = []          # (rows, tokens) per step
-    step = ids
+    step, stride = ids, copies
     while True:
+        filled = cache.get_seq_length() + step.shape[1]
         with autocast(model):
-            hidden = decoder(input_ids=step, attention_mask=mask, position_ids=position,
-                             cache=cache, use_cache=True).last_hidden_state[:, -1]
+            hidden = decoder(input_ids=step, attention_mask=mask[::stride, :filled],
+                             position_ids=position, use_cache=True,
+                             **{argument: cache}).last_hidden_state[:, -1]
         with torch.autocast(hidden.device.type, enabled=False):
             logits = F.linear(hidden.float(), weight, bias)
-        if copies > 1:
-            logits = logits.repeat_interleave(copies, dim=0)
-            cache.batch_repeat_interleave(copies)
-            mask = mask.repeat_interleave(copies, dim=0)
-            position = position.repeat_interleave(copies, dim=0)
-            copies = 1
-        if temperature > 0:
+        if temperature > 0:                    # a prompt's copies draw from its one row
             u = torch.from_numpy(uniforms(keys, len(steps))).to(device)
-            token = sample(logits, temperature, top_k, u)
+            token = sample(logits, temperature, top_k, u.view(len(logits), stride))
         else:
-            token = logits.argmax(-1)
+            token = logits.argmax(-1).repeat_interleave(stride)
+        if stride > 1:
+            for layer in cache.layers:
+                layer.spread(start)
+            position = position.repeat_interleave(stride, dim=0)
+            stride = 1
         chosen = token.cpu()                   # the step's one read from the device
-        steps.append((rows, chosen))
-        count(forward_passes=1, decode_steps=1, generated_tokens=len(rows))
+        steps.append((rows[live], chosen[live]))
+        count(forward_passes=1, decode_steps=1, generated_tokens=int(live.sum()))
         left = left - 1
-        going = ~stop[chosen] & (left > 0)
-        if not going.any():
+        live &= ~stop[chosen] & (left > 0)
+        if not live.any():
             break
-        if not going.all():
-            keep = going.nonzero().squeeze(1)
-            on = keep.to(device)
-            cache.batch_select_indices(on)
-            rows, left = rows[keep], left[keep]
+        if (~live).sum() >= COMPACT_AT * len(live):
+            kept = int(live.sum())             # live rows beyond the first kept fill the holes
+            holes = (~live[:kept]).nonzero().squeeze(1)
+            movers = live[kept:].nonzero().squeeze(1) + kept
+            for layer in cache.layers:
+                layer.compact(holes.to(device), movers.to(device), kept)
+            order = torch.arange(kept)         # the place each row now held came from
+            order[holes] = movers
+            rows, left, live = rows[order], left[order], live[order]
             if keys is not None:
-                keys = keys[keep.numpy()]
+                keys = keys[order.numpy()]
+            on = order.to(device)
             token, mask, position = token[on], mask[on], position[on]
-        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         position = position[:, -1:] + 1
         step = token[:, None]
     out: list[list[int]] = [[] for _ in range(n_rows)]
@@ -164,21 +261,30 @@ def _prefix_states(model, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tens
     """Per layer, the keys and values of a shared prefix (computed once, reused by batches)."""
     if not ids:
         return []
+    decoder, cache = model.get_decoder(), DynamicCache(config=model.config)
     with autocast(model):
-        cache = model.get_decoder()(input_ids=torch.tensor([ids], device=model.device),
-                                    use_cache=True).cache
+        decoder(input_ids=torch.tensor([ids], device=model.device), use_cache=True,
+                **{_cache_argument(decoder): cache})
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _batch_cache(model, states: list, width: int) -> DynamicCache:
-    """A cache holding each row's prefix states, right-aligned to ``width`` positions (the
-    masked zeros on the left are never attended to). Rows of one prefix share its states
-    (``states`` holds the same object for them): each distinct prefix is placed once per layer
-    and the rows gathered from those in one indexing operation, so the work per batch grows
+def _batch_cache(model, states: list, width: int, capacity: int, copies: int = 1) -> Cache:
+    """A cache of ``len(states) * copies`` rows of ``capacity`` positions, holding each row's
+    prefix states right-aligned to ``width`` positions (the masked zeros on the left are never
+    attended to); until the prompt pass is done it shows the first copy of each prompt only
+    (:meth:`_Layer.spread`). Rows of one prefix share its states (``states`` holds the same
+    object for them): each distinct prefix is placed once per layer, and the rows gathered from
+    those in one indexing operation that also allocates the buffers, so the work per batch grows
     with its prefixes, not its rows."""
-    cache = DynamicCache(config=model.config)
+    config = model.config.get_text_config(decoder=True)
+    window = getattr(config, "sliding_window", None)
+    if window and capacity >= window:           # a sliding-window layer would drop positions
+        raise ValueError(f"prompts and answers of {capacity} tokens exceed the model's "
+                         f"sliding window of {window}")
+    rows = len(states) * copies
     if width == 0:
-        return cache
+        return Cache(layers=[_Layer(rows, capacity, copies)
+                             for _ in range(config.num_hidden_layers)])
     distinct: dict[int, int] = {}            # id of a prefix's states -> its place
     prefixes = []
     for row in states:
@@ -187,20 +293,19 @@ def _batch_cache(model, states: list, width: int) -> DynamicCache:
             prefixes.append(row)
     reference = next(row for row in prefixes if row)
     index = torch.tensor([distinct[id(row)] for row in states],
-                         device=reference[0][0].device)
+                         device=reference[0][0].device).repeat_interleave(copies)
+    layers = []
     for layer in range(len(reference)):
-        keys, values = reference[layer]
-        shape = (len(prefixes), keys.shape[1], width, keys.shape[3])
-        k = keys.new_zeros(shape)
-        v = values.new_zeros(shape)
-        for p, row in enumerate(prefixes):
-            if not row:                      # prompts without a shared prefix
-                continue
-            n = row[layer][0].shape[2]
-            k[p, :, width - n:] = row[layer][0][0]
-            v[p, :, width - n:] = row[layer][1][0]
-        cache.update(k[index], v[index], layer)
-    return cache
+        buffers = []
+        for kind, state in enumerate(reference[layer]):
+            placed = state.new_zeros(len(prefixes), state.shape[1], capacity, state.shape[3])
+            for p, row in enumerate(prefixes):
+                if row:                      # not the prompts without a shared prefix
+                    n = row[layer][kind].shape[2]
+                    placed[p, :, width - n:width] = row[layer][kind][0]
+            buffers.append(placed.index_select(0, index))
+        layers.append(_Layer(rows, capacity, copies, *buffers, length=width))
+    return Cache(layers=layers)
 
 
 def encode_groups(tok, groups) -> list[tuple[list[int], list[list[int]]]]:
@@ -273,14 +378,18 @@ def _complete_many(model, tok, groups, temperature, num_samples, top_k, batch_si
         count(**batch_work(picked, num_samples))
         prefix_width = max(len(heads[g]) for g, *_ in picked)
         width = max(len(ids) for _, _, ids, _ in picked)
+        capacity = prefix_width + width + max(b for *_, b in picked)
         ids = torch.full((len(picked), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(picked), prefix_width + width), dtype=torch.long)
+        # the attention mask of the whole decoding: prefix and prompt, then the answer
+        mask = torch.ones((len(picked) * num_samples, capacity), dtype=torch.bool)
+        mask[:, :prefix_width + width] = False
         for j, (g, _, row, _) in enumerate(picked):
             ids[j, width - len(row):] = torch.tensor(row)
-            mask[j, prefix_width - len(heads[g]):prefix_width] = 1
-            mask[j, prefix_width + width - len(row):] = 1
+            its_rows = slice(j * num_samples, (j + 1) * num_samples)
+            mask[its_rows, prefix_width - len(heads[g]):prefix_width] = True
+            mask[its_rows, prefix_width + width - len(row):prefix_width + width] = True
         cache = _batch_cache(model, [states[tuple(heads[g])] for g, *_ in picked],
-                             prefix_width)
+                             prefix_width, capacity, num_samples)
         keys = None if temperature <= 0 else np.concatenate(
             [sample_keys(groups[g][3], heads[g] + row, num_samples) for g, _, row, _ in picked])
         tokens = _decode(model, ids.to(device), mask.to(device), cache,
