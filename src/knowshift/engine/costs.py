@@ -17,6 +17,7 @@ from transformers import DynamicCache
 
 from ..core.errors import ParameterError
 from . import training
+from .generation import cache_argument
 from .models import autocast
 
 
@@ -66,6 +67,7 @@ def measure_loaded(net, tok, cfg, rows: tuple[int, int], load_s: float, model: s
     """Costs of a loaded model: prompt passes, decode steps at ``rows`` (two sizes, for the
     per-step and per-row parts) and optimiser steps at ``cfg``'s batch size and its half."""
     decoder, head = net.get_decoder(), net.get_output_embeddings()
+    argument = cache_argument(decoder)
     vocab = min(len(tok), net.config.vocab_size)
     gen = torch.Generator().manual_seed(0)
 
@@ -81,9 +83,9 @@ def measure_loaded(net, tok, cfg, rows: tuple[int, int], load_s: float, model: s
 
             def steps(cache_ids=cache_ids, step=step):
                 cache = DynamicCache(config=net.config)
-                decoder(input_ids=cache_ids, cache=cache, use_cache=True)
+                decoder(input_ids=cache_ids, use_cache=True, **{argument: cache})
                 for _ in range(4):
-                    h = decoder(input_ids=step, cache=cache, use_cache=True).last_hidden_state
+                    h = decoder(input_ids=step, use_cache=True, **{argument: cache}).last_hidden_state
                     F.linear(h[:, -1].float(), head.weight.float()).argmax(-1).cpu()
             whole = _timed(net, steps, repeats=1)
             per_step.append((whole - prompt_s * cache_ids.numel()) / 4)

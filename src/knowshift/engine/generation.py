@@ -169,7 +169,7 @@ class _Layer(DynamicLayer):
         self._view()
 
 
-def _cache_argument(decoder) -> str:
+def cache_argument(decoder) -> str:
     """The name the decoder's ``forward`` takes its cache by (``cache`` since transformers 5.24,
     ``past_key_values`` before)."""
     names = inspect.signature(decoder.forward).parameters
@@ -200,7 +200,7 @@ def _decode(model, ids, mask, cache, budgets, stop, temperature, top_k, keys,
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     weight = head.weight.float()               # no copy when the head is float32 already
     bias = None if head.bias is None else head.bias.float()
-    argument = _cache_argument(decoder)
+    argument = cache_argument(decoder)
     device, n_rows = ids.device, ids.shape[0] * copies
     rows = torch.arange(n_rows)                # the row each place of the batch holds
     live = torch.ones(n_rows, dtype=torch.bool)
@@ -264,7 +264,7 @@ def _prefix_states(model, ids: list[int]) -> list[tuple[torch.Tensor, torch.Tens
     decoder, cache = model.get_decoder(), DynamicCache(config=model.config)
     with autocast(model):
         decoder(input_ids=torch.tensor([ids], device=model.device), use_cache=True,
-                **{_cache_argument(decoder): cache})
+                **{cache_argument(decoder): cache})
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
