@@ -38,10 +38,17 @@ NOT_FOR_SMOKE = {
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
+def _full(python: str) -> str:
+    """A version pip and markers read as the target's: X.Y given, its latest patch (a wheel
+    asking for >= X.Y.5 is taken, as the machine's X.Y.Z would most likely allow)."""
+    return python if python.count(".") == 2 else f"{python}.99"
+
+
 def _environment(python: str, platform: str) -> dict[str, str]:
     """Marker values of the target: its Python version and a Linux platform."""
     env = default_environment()
-    env.update(python_version=python, python_full_version=f"{python}.0",
+    env.update(python_version=".".join(python.split(".")[:2]),
+               python_full_version=_full(python),
                sys_platform="linux", platform_system="Linux",
                platform_machine="aarch64" if "aarch64" in platform else "x86_64")
     return env
@@ -110,7 +117,7 @@ def download(dest: Path, python: str, platforms: tuple[str, ...] = PLATFORMS,
     pinned = [f"{n}=={v}" for n, v in wanted.items() if not v.startswith(n)]
     loose = [v for n, v in wanted.items() if v.startswith(n)]
     command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-               "--implementation", "cp", "--python-version", python, "-d", str(dest)]
+               "--implementation", "cp", "--python-version", _full(python), "-d", str(dest)]
     for platform in platforms:
         command += ["--platform", platform]
     if pinned:
