@@ -97,7 +97,7 @@ def _uneven():
 def test_pure_size_auto_is_the_papers_rule_with_one_relation_mix():
     """Per relation the smallest asked category's count, summed (the paper's 6,142); every
     pure set takes that many from each relation; capped at |D|, relations scaled alike."""
-    from knowshift.study.finetune_sets import pure_quotas, pure_size_of, size_problem
+    from knowshift.study.finetune_sets import pure_quotas, size_problem
     table = _uneven()
     asked = ["HighlyKnown", "Unknown", "Natural"]
     assert pure_quotas(table, asked, 100).to_dict() == {"P1": 2, "P2": 9, "P3": 6}
@@ -110,8 +110,7 @@ def test_pure_size_auto_is_the_papers_rule_with_one_relation_mix():
             assert (s["slick_category"] == category).all()
     capped = pure_quotas(table, asked, 10)
     assert capped.sum() == 10 and capped.to_dict() == {"P1": 1, "P2": 5, "P3": 4}
-    assert pure_size_of(table, "auto", asked, 10) == 10
-    assert pure_size_of(table, "auto", ["MaybeKnown", "Unknown"], 100) == 5 + 9    # P3: none
+    assert pure_quotas(table, ["MaybeKnown", "Unknown"], 100).sum() == 5 + 9    # P3: none
     assert "pure_size auto is 0" in size_problem(table, 4, [0.5], "auto", ["WeaklyKnown"])
 
 

@@ -50,14 +50,21 @@ def _check_versions() -> None:
                  "installs .gpu-wheels/ into .gpu-deps/ (docs/gpu.md)")
 
 
-def build_model(device: torch.device, small: bool):
-    """A random model of the paper profile's shape (or a tiny one) built on ``device``: bf16
-    weights on CUDA, as the profile loads them, float32 on a CPU."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def random_config(small: bool, **changes):
+    """The config of the paper profile's model (or a tiny one of its architecture), with
+    ``changes``: what gpu-check and gpu-smoke build their random models from."""
+    from transformers import AutoConfig
     data = json.loads(SHAPE.read_text())
     if small:
         data |= SMALL
-    config = AutoConfig.for_model(**data)
+    return AutoConfig.for_model(**data | changes)
+
+
+def build_model(device: torch.device, small: bool):
+    """A random model of the paper profile's shape (or a tiny one) built on ``device``: bf16
+    weights on CUDA, as the profile loads them, float32 on a CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    config = random_config(small)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     torch.manual_seed(0)
     with torch.device(device):

@@ -30,12 +30,9 @@ from pathlib import Path
 import torch
 
 from .core.layout import REPOSITORY, RunFolder
+from .gpucheck import TOKENIZER, random_config
 
-TOKENIZER = REPOSITORY / "tests" / "data" / "tokenizers" / "metaspace"
 FACTS = REPOSITORY / "tests" / "data" / "gpu-smoke-facts"
-SHAPE = Path(__file__).with_name("shapes") / "mistralai--Mistral-7B-v0.1.json"
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-        "num_key_value_heads": 2}
 # in-distribution relations of the paper that the built-in fact set has, and one it treats as
 # out-of-distribution (none of the paper's 7 OOD relations is in the built-in set)
 RELATIONS = ["P17", "P36", "P131", "P30"]
@@ -48,15 +45,12 @@ SIZES = {"n_train": 32, "n_dev": 6, "n_test": 9, "n_ood": 4, "n_exemplar_sets": 
 def build_model(target: Path, device: str) -> Path:
     """A random Mistral-shaped model (two layers; full width on CUDA, tiny elsewhere) saved as
     a safetensors folder with the repository's tokenizer."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(TOKENIZER)
-    data = json.loads(SHAPE.read_text()) | {"num_hidden_layers": 2, "vocab_size": len(tok),
-                                            "bos_token_id": tok.bos_token_id,
-                                            "eos_token_id": tok.eos_token_id}
-    if device != "cuda":
-        data |= TINY
+    config = random_config(device != "cuda", num_hidden_layers=2, vocab_size=len(tok),
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
-    net = AutoModelForCausalLM.from_config(AutoConfig.for_model(**data), dtype=torch.float32)
+    net = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     net.save_pretrained(target, safe_serialization=True)
     tok.save_pretrained(target)
     return target

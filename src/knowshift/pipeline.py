@@ -100,8 +100,8 @@ def check_sources(params: Params, stages: list[str], folder: RunFolder | None = 
     SliCK will not rerun, than its categories."""
     needed = {n for s in stages for n in params.for_stage(s)}
     if "device" in needed and where.kind != "slurm":
-        models.pick_device(params.device, params.precision)     # SLURM jobs check their own
-        executor.check_workers(where, models.resolve_device(params.device))
+        device, *_ = models.pick_device(params.device, params.precision)  # SLURM: in each job
+        executor.check_workers(where, device.type)
     if "facts" in needed:
         facts.check_source(params.facts)
     if "model" in needed:

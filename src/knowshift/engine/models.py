@@ -50,7 +50,7 @@ def resolve_precision(device: str, precision: str) -> str:
         raise ParameterError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
         return precision
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    if resolve_device(device) == "cuda":
         return "bf16"
     return "bf16" if cpu_computes_bf16() else "fp32"
 

@@ -87,14 +87,6 @@ def pure_quotas(slick_table: pd.DataFrame, pure_categories: list[str], cap: int)
     return quota
 
 
-def pure_size_of(slick_table: pd.DataFrame, pure_size: int | str, pure_categories: list[str],
-                 cap: int) -> int:
-    """The size of every category-pure set (``pure_size`` as a number, or 'auto')."""
-    if pure_size != "auto":
-        return int(pure_size)
-    return int(pure_quotas(slick_table, pure_categories or [], cap).sum())
-
-
 def size_problem(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[float],
                  pure_size: int | str = 0, pure_categories: list[str] | None = None,
                  mitigation_shares: list[float] | None = None) -> str | None:
@@ -113,7 +105,7 @@ def size_problem(slick_table: pd.DataFrame, d_size: int, unknown_shares: list[fl
             short.append(f"a {share_label(share)} Unknown mix of d_size {d_size} needs "
                          f"{' and '.join(parts)}")
     if pure_size == "auto":
-        if pure_categories and pure_size_of(slick_table, "auto", pure_categories, d_size) == 0:
+        if pure_categories and pure_quotas(slick_table, pure_categories, d_size).sum() == 0:
             short.append("pure_size auto is 0: no relation has examples of every category "
                          "in pure_categories")
         small = []
