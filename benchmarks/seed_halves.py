@@ -74,7 +74,7 @@ def read_half(slick: pd.DataFrame, tables: dict[str, pd.DataFrame], seeds: tuple
     for product, table in tables.items():
         write_parquet(table[table["seed"].isin(seeds)].reset_index(drop=True),
                       folder.path(product))
-    regression.run_stage(folder.root)
+    regression.run_stage(folder.root, params=None)
     return findings.compare(folder.root)
 
 

@@ -96,8 +96,8 @@ def test_a_bad_executor_is_refused_before_any_stage_runs(tmp_path):
 
 def test_the_executor_is_in_no_stamp():
     """It chooses where work runs, never what it computes."""
-    from knowshift.core.provenance import REPORTING_ONLY, code_key
-    assert "engine.executor" in REPORTING_ONLY
+    from knowshift.core.provenance import NOT_FOLLOWED, code_key
+    assert "engine.executor" in NOT_FOLLOWED
     assert "engine.executor" not in code_key(["study.finetune", "study.slick"])["modules"]
     assert "study.finetune" in code_key(["study.finetune"])["modules"]
 

@@ -155,16 +155,14 @@ def _parameters_cell(notebook):
 
 def test_notebooks_run_the_workshop_profile_by_default():
     """Opened in Jupyter and run top to bottom, a notebook runs what `knowshift run` runs: its
-    parameters cell names the workshop profile and its run folder, and sets no parameter."""
+    parameters cell names the workshop profile and its run folder, and sets no parameter (every
+    stage's, as every stage's ``run_stage`` takes the run folder and the parameters)."""
     for stage in STAGES:
         cell = _parameters_cell(notebooks_dir() / stage.notebook)
         # the notebooks run in notebooks/, one level below the repository root
         assert cell["run_dir"] == f"../{run_dir_for(P.DEFAULT_PROFILE).as_posix()}", stage.notebook
-        reads_params = bool(P.Params().for_stage(stage.name))
-        expected = {"run_dir", "profile", "overrides"} if reads_params else {"run_dir"}
-        assert set(cell) == expected, stage.notebook
-        if reads_params:
-            assert cell["profile"] == P.DEFAULT_PROFILE and cell["overrides"] == {}
+        assert set(cell) == {"run_dir", "profile", "overrides"}, stage.notebook
+        assert cell["profile"] == P.DEFAULT_PROFILE and cell["overrides"] == {}
 
 
 def test_the_paper_profile_holds_the_papers_settings():

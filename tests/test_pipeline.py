@@ -11,7 +11,7 @@ from papermill.exceptions import PapermillExecutionError
 from knowshift import cli, pipeline
 from knowshift.core.errors import (DeviceUnavailableError, FactFileError, MissingStageOutputError,
                                    ModelNotFoundError, ParameterError)
-from knowshift.core.layout import STAGES, RunFolder
+from knowshift.core.layout import STAGE_NAMES, STAGES, RunFolder
 from knowshift.core.params import resolve
 from knowshift.study.slick import run_stage as slick_stage
 
@@ -113,9 +113,9 @@ def test_a_product_rewritten_since_its_stamp_makes_the_stage_stale(smoke_run):
 
 @pytest.mark.slow
 def test_a_code_edit_makes_stale_only_the_stages_built_with_it(smoke_run, tmp_path):
-    """The pipeline's plan on the smoke run, with the package (copied) edited: the audit
+    """The pipeline's status of the smoke run, with the package (copied) edited: the audit
     report's script makes only the audit stale; evaluation code makes fine-tuning stale, and
-    every stage after it through its upstream stamp."""
+    the stages that read its tables, directly or not."""
     run_dir, _ = smoke_run
     folder, params = RunFolder(run_dir), resolve("smoke")
     root = tmp_path / "knowshift"
@@ -124,18 +124,19 @@ def test_a_code_edit_makes_stale_only_the_stages_built_with_it(smoke_run, tmp_pa
     def stale(name, old, new):
         path = root / name
         path.write_text(path.read_text().replace(old, new, 1))
-        steps = pipeline.plan(params, folder, "audit", root=root)
+        steps = pipeline.stage_status(params, folder, STAGE_NAMES, root=root)
         path.write_text(path.read_text().replace(new, old, 1))
         return {s.stage.name: s.reason for s in steps if not s.current}
 
     assert stale("engine/evaluation.py", '"""Closed-book', '"""Reworded: closed-book') == {}
     assert stale("audit/templates/audit_table.js", "String(n)", "String(n + 0)") == {
         "audit": "stale (data audit/templates/audit_table.js changed)"}
-    later = ["dynamics", "regression", "categories", "mitigations", "audit"]
     assert stale("engine/evaluation.py", "from __future__ import annotations",
                  "from __future__ import annotations\nX = 1") == {
         "finetune": "stale (modules engine.evaluation changed)",
-        **{name: "stale (an earlier stage changed)" for name in later}}
+        **{name: "stale (finetune, which it reads, changed)"
+           for name in ["dynamics", "regression", "categories", "mitigations"]},
+        "audit": "stale (regression, which it reads, changed)"}
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ def test_a_key_covers_what_a_computation_imports_its_data_and_library_versions()
     assert {"study.finetune", "engine.evaluation", "engine.generation", "engine.models",
             "core.scoring"} <= set(key["modules"])
     assert "audit.judge" not in key["modules"] and "audit.report" not in key["modules"]
-    assert not set(provenance.REPORTING_ONLY) & set(key["modules"])
+    assert not set(provenance.NOT_FOLLOWED) & set(key["modules"])
     assert {"torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "tokenizers": tokenizers.__version__}.items() <= \
         key["libraries"].items()
@@ -81,7 +81,7 @@ def test_docstrings_comments_and_layout_change_no_key(package):
     edit("engine/evaluation.py", '"""Closed-book', '"""Reworded: closed-book')   # module docstring
     edit("engine/generation.py", "def complete_many(", "# a new comment\ndef complete_many(")
     edit("core/scoring.py", '"""Per-question', '"""Reworded: per-question')        # a function's
-    edit("study/finetune.py", "TESTED_ONLY_IN_DISTRIBUTION = (\"ood\",)",
+    edit("study/finetune_schedule.py", "TESTED_ONLY_IN_DISTRIBUTION = (\"ood\",)",
          "TESTED_ONLY_IN_DISTRIBUTION = (\n    'ood',\n)")                   # layout, quotes
     edit("core/progress.py", "from __future__ import annotations",
          "from __future__ import annotations\nUNUSED = 0")                # reports only
@@ -141,7 +141,7 @@ def notebooks(tmp_path, monkeypatch):
 def stamped_run(folder: RunFolder) -> dict[str, dict]:
     """Every stage of a smoke run planned and stamped as `knowshift run` stamps it (its
     products stand in as empty files); returns each stage's key."""
-    steps = pipeline.plan(resolve("smoke"), folder, STAGE_NAMES[-1])
+    steps = pipeline.stage_status(resolve("smoke"), folder, STAGE_NAMES)
     for step in steps:
         name = step.stage.name
         for path in folder.outputs(name):
@@ -152,9 +152,11 @@ def stamped_run(folder: RunFolder) -> dict[str, dict]:
     return {step.stage.name: step.key for step in steps}
 
 
-def planned(folder: RunFolder) -> tuple[dict[str, dict], dict[str, str]]:
-    """Each stage's key as planned now, and why each stage that is not current is stale."""
-    steps = pipeline.plan(resolve("smoke"), folder, STAGE_NAMES[-1])
+def planned(folder: RunFolder, root: Path = PACKAGE_DIR
+            ) -> tuple[dict[str, dict], dict[str, str]]:
+    """Each stage's key as planned now (with the package at ``root``), and why each stage that
+    is not current is stale."""
+    steps = pipeline.stage_status(resolve("smoke"), folder, STAGE_NAMES, root=root)
     return ({s.stage.name: s.key for s in steps},
             {s.stage.name: s.reason for s in steps if not s.current})
 
@@ -177,15 +179,17 @@ def test_editing_a_notebooks_prose_keeps_every_stage_current(notebooks, tmp_path
     assert planned(folder) == (keys, {})
 
 
-def test_editing_a_code_cell_makes_its_stage_and_the_later_ones_stale(notebooks, tmp_path):
+def test_editing_a_code_cell_makes_its_stage_and_the_ones_downstream_stale(notebooks, tmp_path):
     folder = RunFolder(tmp_path / "run")
     keys = stamped_run(folder)
     notebooks("03_finetune.ipynb", lambda nb: cells("code")(nb)[-1].update(
         source="".join(cells("code")(nb)[-1]["source"]) + "\nNone"))
     after, stale = planned(folder)
-    later = STAGE_NAMES[STAGE_NAMES.index("finetune") + 1:]
+    later = ["dynamics", "regression", "categories", "mitigations"]
     assert stale == {"finetune": "stale (notebook changed)",
-                     **{name: "stale (an earlier stage changed)" for name in later}}
+                     **{name: "stale (finetune, which it reads, changed)" for name in later},
+                     "audit": "stale (regression, which it reads, changed)"}
+    later.append("audit")
     assert [after[n] == keys[n] for n in ("facts", "slick")] == [True, True]
     assert after["finetune"]["notebook"] != keys["finetune"]["notebook"]
     assert all(after[n]["upstream"] != keys[n]["upstream"] and
@@ -214,3 +218,120 @@ def test_outputs_execution_counts_ids_and_display_metadata_change_no_key(noteboo
         "parameters"))
     assert planned(folder)[1]["dynamics"] == "stale (notebook changed)"
 
+
+
+# ---------------------------------------------------------------- the stage graph and keys
+def test_stages_read_only_what_earlier_stages_write():
+    """The graph follows from the declared reads, and study order is one of its orders."""
+    from knowshift.core.layout import inputs, stage
+    for i, s in enumerate(STAGES):
+        assert all(STAGE_NAMES.index(n) < i for n in inputs(s.name)), s.name
+        assert all(any(p in stage(n).products for n in inputs(s.name)) for p in s.reads)
+
+
+@pytest.mark.parametrize("name, old, new, stale_stages", [
+    # analysis code stales its stage alone (nothing reads dynamics' tables)
+    ("study/dynamics.py", "FIT_THRESHOLD = 0.9", "FIT_THRESHOLD = 0.8", ["dynamics"]),
+    # SliCK's code stales SliCK and every stage downstream of its table, never the facts
+    ("study/slick.py", "def categorize(", "UNUSED = 1\n\n\ndef categorize(",
+     ["slick", "finetune", "dynamics", "regression", "categories", "mitigations", "audit"]),
+    # the regression feeds the audit's expected effect
+    ("study/regression.py", "from __future__ import annotations",
+     "from __future__ import annotations\nUNUSED = 1", ["regression", "audit"]),
+])
+def test_a_code_edit_stales_its_stages_and_what_reads_them(package, tmp_path, name, old, new,
+                                                            stale_stages):
+    root, edit = package
+    folder = RunFolder(tmp_path / "run")
+    stamped_run(folder)
+    edit(name, old, new)
+    assert sorted(planned(folder, root)[1]) == sorted(stale_stages)
+
+
+def test_editing_a_fact_file_in_place_stales_the_facts_and_what_reads_them(tmp_path):
+    """A fact source is keyed by its files' bytes, not its name alone."""
+    from knowshift.core.layout import with_inputs
+    eq = tmp_path / "eq"
+    shutil.copytree(REPOSITORY / "tests" / "data" / "entityquestions", eq)
+    params = resolve("smoke", {"facts": str(eq), "relations": None})
+    folder = RunFolder(tmp_path / "run")
+    for step in pipeline.stage_status(params, folder, STAGE_NAMES):
+        for path in folder.outputs(step.stage.name):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        write_json({"stage": step.stage.name, "stamp": step.stamp, **step.key,
+                    "products": pipeline._products_state(folder, step.stage.name)},
+                   folder.stamp(step.stage.name))
+    assert all(s.current for s in pipeline.stage_status(params, folder, STAGE_NAMES))
+    edited = sorted(eq.rglob("*.json"))[0]
+    edited.write_text(edited.read_text().replace('"', '"', 1) + "\n")
+    stale = {s.stage.name: s.reason for s in pipeline.stage_status(params, folder, STAGE_NAMES)
+             if not s.current}
+    assert stale["facts"] == "stale (sources changed)"
+    assert sorted(stale) == sorted(STAGE_NAMES)      # every stage reads the facts, at last
+    assert with_inputs(["audit"]) == ["facts", "slick", "finetune", "regression", "audit"]
+
+
+def test_a_parameters_help_changes_no_key(package, tmp_path):
+    """Parameter values enter the keys; their help, wording and checks do not."""
+    root, edit = package
+    folder = RunFolder(tmp_path / "run")
+    stamped_run(folder)
+    before = {name: provenance.key_of(name) for name in provenance.KEYS}
+    edit("core/params.py", '"held-out questions the audit walk-through (stage 8) "',
+         '"questions of the fact set the audit walk-through (stage 8) "')
+    assert planned(folder, root)[1] == {}
+    assert {name: provenance.key_of(name, root) for name in provenance.KEYS} == before
+
+
+def test_a_statistics_edit_leaves_slick_chunks_and_fine_tuning_runs_current(package):
+    """What computes an interval or a verdict is no part of what SliCK answers or what a
+    fine-tuning run trains: editing it relabels nothing and retrains nothing (the stages
+    that summarise with it, and the book, do rerun)."""
+    root, edit = package
+    edit("core/stats.py", "from __future__ import annotations",
+         "from __future__ import annotations\nUNUSED = 1")
+    for name in ("slick-chunk", "finetune-run"):
+        assert provenance.key_of(name, root) == provenance.key_of(name), name
+    assert provenance.key_of("book", root) != provenance.key_of("book")
+
+
+KEY_LIBRARIES = """
+import json, sys
+from knowshift.core.provenance import KEYS, key_of
+print(json.dumps({name: key_of(name)["libraries"] for name in KEYS}))
+"""
+
+
+def test_a_statistics_library_upgrade_leaves_slick_chunks_and_fine_tuning_runs_current(tmp_path):
+    """statsmodels and scipy upgraded, as importlib sees them in a fresh process (a newer
+    distribution's metadata found first on the path): the SliCK and fine-tuning keys are the
+    same, the book's key changes."""
+    import subprocess
+    import sys
+    for dist in ("statsmodels", "scipy"):
+        info = tmp_path / "newer" / f"{dist}-99.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 99.0\n")
+
+    def libraries(*path):
+        out = subprocess.run([sys.executable, "-c", KEY_LIBRARIES], check=True, text=True,
+                             capture_output=True, env={**__import__("os").environ,
+                                                       "PYTHONPATH": ":".join(map(str, path))})
+        return json.loads(out.stdout)
+    src = PACKAGE_DIR.parent
+    before, after = libraries(src), libraries(tmp_path / "newer", src)
+    assert after["book"]["statsmodels"] == "99.0" != before["book"]["statsmodels"]
+    assert after["slick-chunk"] == before["slick-chunk"]
+    assert after["finetune-run"] == before["finetune-run"]
+
+
+def test_docs_keys_names_every_kept_result_and_what_no_key_follows():
+    """docs/keys.md says what each key covers and ignores as core.provenance declares it."""
+    text = (REPOSITORY / "docs" / "keys.md").read_text()
+    for name, scope in provenance.KEYS.items():
+        assert f"`{name}`" in text and scope.where in text, name
+        for module in scope.modules:
+            assert f"`{module}`" in text, module
+    for module in provenance.NOT_FOLLOWED:
+        assert f"`knowshift.{module}`" in text, module

@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     built_s = time.perf_counter() - start
     probe_s = _run(folder, args.device, ["facts", "slick"], extra)
     taught = teach(RunFolder(folder / "runs" / "paper").read("slick"), folder / "eq")
-    # stages are keyed by the fact source's name, not its files' bytes: relabel by hand
-    probe_s += _run(folder, args.device, ["--force", "facts", "slick"], extra)
+    # the facts stage is keyed by its files' bytes: the edited answers rerun facts and SliCK
+    probe_s += _run(folder, args.device, ["facts", "slick"], extra)
     run_s = _run(folder, args.device, [], extra)
     run = RunFolder(folder / "runs" / "paper")
     categories = run.read("slick")["category"].value_counts().to_dict()

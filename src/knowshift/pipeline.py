@@ -1,10 +1,11 @@
-"""Run the study's notebooks in order through papermill, skipping stages that are current.
+"""Run the study's notebooks through papermill in study order, skipping stages that are current.
 
 A stage is current when its stamp (see :meth:`RunFolder.stamp`) records the fingerprint of its
 key (:func:`stage_key`: its parameters, its notebook's code cells, the code its notebook imports
-with the libraries that code uses (:mod:`knowshift.core.provenance`), and the stamp of the stage
-before it), and its products are the ones it recorded (same size and modification time). A stale
-stage is reported with what changed; a current one gets its notebook's prose (markdown cells,
+with the libraries that code uses (:mod:`knowshift.core.provenance`), and the stamps of the
+stages whose products it reads (``core.layout.STAGES``, ``reads``)), and its products are the
+ones it recorded (same size and modification time). A change so stales the stage it touches and
+the stages downstream of it, no other. A stale stage is reported with what changed; a current one gets its notebook's prose (markdown cells,
 display tags) copied into its executed notebook (:func:`refresh_prose`), so the book shows edited
 prose without a rerun. Parameters that name a file or folder are read against the caller's
 directory and reach the stages resolved. Everything a run will need (the parameters, the profile,
@@ -31,10 +32,11 @@ from traitlets.config import Config
 from .book.build import build_html, confirmation, sources_dir
 from .core.errors import KnowshiftError, ParameterError, StageFailedError
 from .core.files import fingerprint, remove_temporaries, write_json, write_text
-from .core.layout import REPOSITORY, STAGE_NAMES, STAGES, RunFolder, Stage, run_dir_for
+from .core.layout import (REPOSITORY, STAGE_ENV, STAGE_NAMES, STAGES, RunFolder, Stage, inputs,
+                          run_dir_for, with_inputs)
 from .core.params import CALLER_DIR_ENV, DEFAULT_PROFILE, Params, resolve
 from .core.progress import Watcher
-from .core.provenance import PACKAGE_DIR, _digest, changes, code_key, notebook_modules
+from .core.provenance import PACKAGE_DIR, _digest, changes, code_key, key_of, notebook_modules
 from .engine import executor, host, models
 from .study import facts, finetune_sets
 
@@ -127,8 +129,8 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         stages: list[str] | None = None, overrides: dict | None = None,
         force: bool = False, book: bool | None = None, log=print, progress=None,
         executor_spec: str | None = None) -> Path:
-    """Run ``stages`` (all by default, always in study order) of ``profile`` with
-    ``overrides``, then build the book (by default when all stages run); returns the run
+    """Run ``stages`` (all by default) of ``profile`` with ``overrides``, with the stages they
+    read from where those are not current, in study order; then build the book (by default when all stages run); returns the run
     folder. The bars (stages, and the progress inside SliCK and fine-tuning) go to the stream
     ``progress`` (default: standard error). ``executor_spec`` (default: ``$KNOWSHIFT_EXECUTOR``,
     else local) says where the stages' pieces run (:mod:`knowshift.engine.executor`)."""
@@ -147,8 +149,7 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
     unknown = [s for s in wanted if s not in STAGE_NAMES]
     if unknown:
         raise ParameterError(f"unknown stage(s) {unknown}; stages are {STAGE_NAMES}")
-    last = STAGE_NAMES[max(STAGE_NAMES.index(w) for w in wanted)]
-    steps = plan(params, folder, last, forced=wanted if force else ())
+    steps = stage_status(params, folder, wanted, forced=wanted if force else ())
     if folder.root.is_dir():        # what a run killed mid-write left (no stage runs yet)
         remove_temporaries(folder.root)
         for stray in folder.notebooks().glob(".*.tmp.ipynb"):
@@ -170,11 +171,10 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
         log(f"[knowshift] {stage.name}: {step.reason}")
         if step.forced and stage.cache:
             shutil.rmtree(folder.cache(stage.name), ignore_errors=True)
-        injected = {"run_dir": str(run_dir)}
-        if step.key["params"]:    # analysis stages read tables only, no parameters
-            injected |= {"profile": str(profile), "overrides": passed}
+        injected = {"run_dir": str(run_dir), "profile": str(profile), "overrides": passed}
         with Watcher(folder.progress(stage.name), stage.name, stream=progress), \
-                _environment({CALLER_DIR_ENV: str(Path.cwd()), executor.ENV: spec}):
+                _environment({CALLER_DIR_ENV: str(Path.cwd()), executor.ENV: spec,
+                              STAGE_ENV: stage.name}):
             _execute(notebooks_dir() / stage.notebook, folder, injected)
         _check_products(folder, stage)
         write_json({"stage": stage.name, "stamp": step.stamp, **step.key,
@@ -182,7 +182,8 @@ def run(profile: str = DEFAULT_PROFILE, run_dir: str | Path | None = None,
                     "built": host.built(step.key["params"])}, folder.stamp(stage.name))
         log(f"[knowshift] {stage.name}: done -> {folder.notebook(stage.name)}")
     if book if book is not None else stages is None:
-        build_book(folder, steps[-1].stamp, force=force, log=log)
+        build_book(folder, fingerprint({s.stage.name: s.stamp for s in steps}), force=force,
+                   log=log)
     return run_dir
 
 
@@ -200,26 +201,32 @@ class Step:
         return self.reason is None
 
 
-def stage_key(stage: Stage, params: Params, upstream: str, root: Path = PACKAGE_DIR) -> dict:
+def stage_key(stage: Stage, params: Params, upstream: dict[str, str],
+              root: Path = PACKAGE_DIR) -> dict:
     """Everything a stage's products depend on: its parameters, its notebook's code cells
-    (:func:`notebook_code_key`: not its prose or stored outputs),
-    the code it imports (package ``root``) and the stamp of the stage before it."""
+    (:func:`notebook_code_key`: not its prose or stored outputs), the code it imports (package
+    ``root``), the bytes of the fact files it reads (``facts.source_files``) and ``upstream``,
+    the stamps of the stages it reads (by name)."""
     notebook = notebooks_dir() / stage.notebook
     if not notebook.is_file():
         raise KnowshiftError(f"notebook {notebook} is missing")
-    return {"params": params.for_stage(stage.name).plain(),
-            "notebook": notebook_code_key(notebook),
-            "code": code_key(notebook_modules(notebook), root), "upstream": upstream}
+    own = params.for_stage(stage.name)
+    sources = {}
+    if "facts" in own and (files := facts.source_files(own.facts)):
+        sources["facts"] = _files_hash(Path(own.facts).expanduser(), files)
+    return {"params": own.plain(), "notebook": notebook_code_key(notebook),
+            "code": code_key(notebook_modules(notebook), root), "sources": sources,
+            "upstream": upstream}
 
 
-def plan(params: Params, folder: RunFolder, through: str, forced=(),
-         root: Path = PACKAGE_DIR) -> list[Step]:
-    """The stages from the first through ``through`` with their stamps, and which are current
-    in ``folder``; a stage in ``forced`` is never current."""
-    steps, upstream = [], ""
-    for stage in STAGES[:STAGE_NAMES.index(through) + 1]:
-        key = stage_key(stage, params, upstream, root)
-        stamp = upstream = fingerprint(key)
+def stage_status(params: Params, folder: RunFolder, stages, forced=(),
+                 root: Path = PACKAGE_DIR) -> list[Step]:
+    """``stages`` and the stages they read from, in study order, with their stamps and whether
+    each is current in ``folder``; a stage in ``forced`` is never current."""
+    steps, stamps = [], {}
+    for stage in (s for s in STAGES if s.name in with_inputs(stages)):
+        key = stage_key(stage, params, {n: stamps[n] for n in inputs(stage.name)}, root)
+        stamp = stamps[stage.name] = fingerprint(key)
         record = folder.stamp_record(stage.name)
         reason = _staleness(record, key, stamp, folder, stage.name)
         if stage.name in forced:
@@ -236,9 +243,13 @@ def _staleness(record: dict, key: dict, stamp: str, folder: RunFolder,
     if record.get("stamp") != stamp:
         if not isinstance(record.get("code"), dict):
             return "stale (its stamp records no key to compare)"
-        said = [part for part in ("params", "notebook", "upstream")
-                if record.get(part) != key[part]]
-        said = [{"upstream": "an earlier stage changed"}.get(p, f"{p} changed") for p in said]
+        said = [f"{part} changed" for part in ("params", "notebook", "sources")
+                if record.get(part, {}) != key[part]]
+        before = record.get("upstream")
+        changed = [n for n in key["upstream"]
+                   if not isinstance(before, dict) or before.get(n) != key["upstream"][n]]
+        if changed:
+            said.append(f"{' and '.join(changed)}, which it reads, changed")
         said += [f"{c} changed" for c in changes(record["code"], key["code"])]
         return f"stale ({'; '.join(said) or 'key changed'})"
     if record.get("products") is None or (
@@ -311,7 +322,7 @@ def build_book(folder: RunFolder, upstream: str, force: bool = False, log=print)
     sources = sources_dir()
     beside = confirmation(folder.root)          # a replication shown beside this run
     executed = [p for p in (folder.notebook(n) for n in STAGE_NAMES) if p.is_file()]
-    stamp = fingerprint(upstream, code_key(["book.build"]), _files_hash(sources, (
+    stamp = fingerprint(upstream, key_of("book"), _files_hash(sources, (
         p for p in sources.rglob("*") if p.is_file() and "_build" not in p.parts)),
         beside and [RunFolder(beside).stamp_record(n).get("stamp") for n in STAGE_NAMES],
         _files_hash(folder.root, executed))     # their prose, refreshed without a rerun

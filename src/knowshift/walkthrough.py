@@ -37,7 +37,7 @@ def write_heldout_slice(run_dir: str | Path, size: int, seed: int) -> Path:
     return path
 
 
-def run_stage(run_dir: str | Path, params, progress: bool = False) -> dict:
+def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict:
     """Stage 8: audit a held-out slice of the run's fact set as a user would audit their own
     file (``topic`` column, no relation labels), with the run's own regression for the
     expected effect; writes the audit's files into the run's audit folder."""

@@ -1,15 +1,20 @@
-"""Where everything lives: the stages, their notebooks and the products each one writes in a run
-folder, declared once (the way a ploomber pipeline declares each task's ``product``). Stage
-writers, the pipeline's up-to-date check, the notebooks, the comparison, the audit and the CLI
-all ask :class:`RunFolder` for a path by its product name; none spells a path itself."""
+"""Where everything lives: the stages, their notebooks, the products each one writes in a run
+folder and the products it reads, declared once (the way a ploomber pipeline declares each
+task's ``product`` and upstream). The stage graph follows from the reads: a stage's stamp holds
+the stamps of the stages whose products it reads, so a change stales only what lies downstream
+of it. Stage writers, the pipeline's up-to-date check, the notebooks, the comparison, the audit
+and the CLI all ask :class:`RunFolder` for a path by its product name; none spells a path
+itself, and inside a stage's run (``$KNOWSHIFT_STAGE``) a product the stage does not declare is
+refused."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingStageOutputError
+from .errors import KnowshiftError, MissingStageOutputError
 
 # The clone the package runs from (an editable install): it holds notebooks/ and book/.
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -20,17 +25,21 @@ FIGURE_SUFFIXES = (".png", ".svg")
 AUDIT_FILES = {"report": "report.html", "json": "audit.json", "examples": "examples.parquet",
                "skipped": "skipped.parquet", "filtered": "filtered{suffix}", "idk": "idk{suffix}"}
 AUDIT_CACHE = "cache"
+# Set by the pipeline for a stage's kernel: the stage running (its reads are enforced).
+STAGE_ENV = "KNOWSHIFT_STAGE"
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One study stage: its notebook, its products (name -> path in the run folder) and its
-    figures (saved as ``<stage>/figures/<name>.png`` and ``.svg``)."""
+    """One study stage: its notebook, its products (name -> path in the run folder), its
+    figures (saved as ``<stage>/figures/<name>.png`` and ``.svg``) and the products of earlier
+    stages it reads."""
     name: str
     notebook: str
     products: dict[str, str]
     figures: tuple[str, ...] = ()
     cache: str | None = None          # a folder of finished chunks, kept between runs
+    reads: tuple[str, ...] = ()
 
 
 STAGES = (
@@ -38,27 +47,32 @@ STAGES = (
           {"facts": "facts/facts.parquet", "study": "facts/study.parquet"},
           ("relation_sizes",)),
     Stage("slick", "02_slick.ipynb", {"slick": "slick/slick.parquet"},
-          ("category_mix", "category_vs_popularity"), cache="slick/cache"),
+          ("category_mix", "category_vs_popularity"), cache="slick/cache",
+          reads=("facts", "study")),
     Stage("finetune", "03_finetune.ipynb",
           {"sets": "finetune/sets.parquet", "results": "finetune/results.parquet",
            "metrics": "finetune/metrics.parquet", "checkpoints": "finetune/checkpoints.parquet"},
-          ("accuracy_vs_unknown",), cache="finetune/cache"),
+          ("accuracy_vs_unknown",), cache="finetune/cache", reads=("slick",)),
     Stage("dynamics", "04_dynamics.ipynb",
           {"fit_curves": "dynamics/fit_curves.parquet",
-           "epochs_to_fit": "dynamics/epochs_to_fit.parquet"}, ("fit_curves",)),
+           "epochs_to_fit": "dynamics/epochs_to_fit.parquet"}, ("fit_curves",),
+          reads=("results",)),
     Stage("regression", "05_regression.ipynb",
           {"points": "regression/points.parquet",
-           "coefficients": "regression/coefficients.parquet"}, ("regression",)),
+           "coefficients": "regression/coefficients.parquet"}, ("regression",),
+          reads=("metrics",)),
     Stage("categories", "06_categories.ipynb",
           {"accuracy_by_category": "categories/accuracy_by_category.parquet"},
-          ("category_heatmap",)),
+          ("category_heatmap",), reads=("results", "checkpoints")),
     Stage("mitigations", "07_mitigations.ipynb",
-          {"mitigations": "mitigations/comparison.parquet"}, ("mitigations",)),
+          {"mitigations": "mitigations/comparison.parquet"}, ("mitigations",),
+          reads=("results", "checkpoints")),
     Stage("audit", "08_audit.ipynb",
           {"heldout": "audit/heldout.jsonl",
            **{f"audit_{k}": f"audit/{v.format(suffix='.jsonl')}"
               for k, v in AUDIT_FILES.items()}},
-          cache=f"audit/{AUDIT_CACHE}"),
+          cache=f"audit/{AUDIT_CACHE}",
+          reads=("facts", "study", "points")),   # the run's own fit for the expected effect
 )
 STAGE_NAMES = [s.name for s in STAGES]
 _PRODUCER = {p: s for s in STAGES for p in s.products}
@@ -67,6 +81,22 @@ _FIGURE_OF = {f: s for s in STAGES for f in s.figures}
 
 def stage(name: str) -> Stage:
     return STAGES[STAGE_NAMES.index(name)]
+
+
+def inputs(name: str) -> list[str]:
+    """The stages whose products stage ``name`` reads, in study order."""
+    return [s for s in STAGE_NAMES if any(_PRODUCER[p].name == s for p in stage(name).reads)]
+
+
+def with_inputs(names) -> list[str]:
+    """``names`` and every stage they read from, directly or not, in study order."""
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(inputs(name))
+    return [s for s in STAGE_NAMES if s in wanted]
 
 
 def run_dir_for(profile: str | Path, run_dir: str | Path | None = None) -> Path:
@@ -96,6 +126,13 @@ class RunFolder:
     def path(self, product: str) -> Path:
         if product not in _PRODUCER:
             raise KeyError(f"no stage declares the product {product!r}")
+        running = os.environ.get(STAGE_ENV)
+        if running in STAGE_NAMES and product not in (*stage(running).reads,
+                                                      *stage(running).products):
+            raise KnowshiftError(
+                f"stage {running} reads the product {product!r} of stage "
+                f"{_PRODUCER[product].name} without declaring it: add it to the stage's reads "
+                "in core/layout.py (its stamp must follow that stage's)")
         return self.root / _PRODUCER[product].products[product]
 
     def existing(self, product: str) -> Path:

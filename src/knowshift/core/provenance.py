@@ -10,11 +10,13 @@ or inside functions):
 - the versions of the third-party distributions those modules import, and of the ones
   :data:`IMPLIED` by them (the tokenizer library behind ``transformers``), and of Python.
 
-What a key ignores, declared here and tested: docstrings, comments and formatting; the modules
-in :data:`REPORTING_ONLY` (they draw progress or word errors and cannot change a written value);
-the distributions in :data:`REPORTING_LIBRARIES`; the profile YAML files, whose effect enters
-every stamp through the resolved parameters instead. Everything is read from the source files,
-never by importing them, so a stamp costs no torch import."""
+What every key ignores, declared here and tested: docstrings, comments and formatting; the
+modules in :data:`NOT_FOLLOWED` (a key stops there: they report, choose where work runs, name
+paths or declare parameters whose values enter the keys instead); the distributions in
+:data:`REPORTING_LIBRARIES`; the profile YAML files, whose effect enters every stamp through the
+resolved parameters. What each cached result is keyed by, and what its key leaves out besides,
+is :data:`KEYS`. Everything is read from the source files, never by importing them, so a stamp
+costs no torch import."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import hashlib
 import importlib.metadata
 import json
 import sys
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,13 +36,60 @@ PACKAGE = PACKAGE_DIR.name
 DATA_FILES = {"audit.report": ("templates",), "workplan": ("shapes",)}
 # Package data no key covers, with why.
 UNKEYED_DATA = {"profiles": "a profile's values enter every stamp as resolved parameters"}
-# Modules that only report (progress bars and ETA files; exception classes and their messages)
-# or choose where work runs (the executor: the same functions run in a job as in the stage).
-REPORTING_ONLY = ("core.progress", "core.errors", "engine.executor")
+# Modules no key follows (a key stops there; what they import counts only where a keyed module
+# imports it too), with why.
+NOT_FOLLOWED = {
+    "core.progress": "draws progress bars and ETA files",
+    "core.errors": "names errors and words their messages",
+    "engine.executor": "chooses where a piece runs (this process, a worker, a SLURM job), never "
+                       "what it computes",
+    "core.provenance": "computes the keys; a change to what they cover changes them by itself",
+    "core.params": "declares the parameters; their values enter every key they affect (a "
+                   "stage's parameters in its stamp, SliCK's and fine-tuning's configs in "
+                   "theirs), so their help, checks and display text change no result",
+    "core.layout": "names where products lie in a run folder; a stage reads and writes them by "
+                   "name, and its stamp records the products it wrote",
+}
 # Distributions that compute a result without being imported by knowshift itself.
 IMPLIED = {"transformers": ("tokenizers", "safetensors")}
 # Distributions that only show progress.
 REPORTING_LIBRARIES = ("tqdm",)
+
+
+@dataclass(frozen=True)
+class KeyScope:
+    """One kind of kept result and the code its key covers: the closure of ``modules`` less
+    :data:`NOT_FOLLOWED` and ``ignores`` (module -> why), and the data it is keyed by besides."""
+    kept: str
+    where: str
+    modules: tuple[str, ...]
+    data: str
+    ignores: dict[str, str] = field(default_factory=dict)
+
+
+# Every cached result whose key has a code part, declared once (docs/keys.md reads as this
+# table; tests/core/test_provenance.py holds the keys to it). A stage's stamp is keyed by the
+# code its notebook imports (``pipeline.stage_key``), with the same rules.
+KEYS = {
+    "slick-chunk": KeyScope(
+        "a SliCK chunk (relation x exemplar set x decoding)", "<run>/slick/cache/<key>/",
+        ("study.slick",),
+        "the model, the SliCK config, the questions and answers, the exemplar pool (id, "
+        "relation, question, answer)",
+        {"study.facts": "draws the study set and the exemplar pool, which the key holds as "
+                        "data (their fingerprints)"}),
+    "finetune-run": KeyScope(
+        "a fine-tuning run (seed x variant)",
+        "<run>/finetune/cache/variants/seed<s>-<variant>-<key>.parquet",
+        ("study.finetune_run",),
+        "the model, the fine-tuning config with its seed, the set's examples (id, question, "
+        "target), the held-out questions (id, question, answers), whether it is tested every "
+        "epoch"),
+    "book": KeyScope(
+        "the book", "<run>/.stamps/book.json", ("book.build",),
+        "the stages' stamps, the book sources, the run's executed notebooks (and, for the "
+        "reference run, the stamps of the replication shown beside it)"),
+}
 
 
 def _module_path(module: str, root: Path) -> Path:
@@ -118,14 +168,15 @@ def import_graph(root: Path = PACKAGE_DIR) -> dict[str, set[str]]:
     return graph
 
 
-def closure(modules, root: Path = PACKAGE_DIR) -> list[str]:
-    """``modules`` and every knowshift module they import, directly or not."""
-    graph, seen, todo = import_graph(root), set(), list(modules)
+def closure(modules, root: Path = PACKAGE_DIR, stop=()) -> list[str]:
+    """``modules`` and every knowshift module they import, directly or not; a module in
+    ``stop`` is neither included nor followed."""
+    graph, seen, todo = import_graph(root), set(), [m for m in modules if m not in stop]
     while todo:
         module = todo.pop()
         if module not in seen:
             seen.add(module)
-            todo.extend(graph[module])
+            todo.extend(m for m in graph[module] if m not in stop)
     return sorted(seen)
 
 
@@ -198,17 +249,23 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def code_key(modules, root: Path = PACKAGE_DIR) -> dict:
+def code_key(modules, root: Path = PACKAGE_DIR, ignores=()) -> dict:
     """The code part of a key for a computation that imports ``modules``: a hash of each
     module's normalized source and data files, and the library versions (see the module
-    docstring for what it ignores)."""
-    keyed = [m for m in closure(modules, root) if m not in REPORTING_ONLY]
+    docstring for what it ignores; ``ignores``: further modules not followed)."""
+    keyed = closure(modules, root, stop={*NOT_FOLLOWED, *ignores})
     return {
         "modules": {m: _digest(normalized_source(m, root).encode()) for m in keyed},
         "data": {k: v for m in keyed for k, v in _data_files(m, root).items()},
         "libraries": {d: _version(d) for d in distributions(keyed, root)}
                      | {"python": ".".join(map(str, sys.version_info[:2]))},
     }
+
+
+def key_of(name: str, root: Path = PACKAGE_DIR) -> dict:
+    """The code part of the key of the kept result ``name`` of :data:`KEYS`."""
+    scope = KEYS[name]
+    return code_key(scope.modules, root, scope.ignores)
 
 
 def changes(old: dict, new: dict) -> list[str]:

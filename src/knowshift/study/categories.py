@@ -58,7 +58,7 @@ def accuracy_by_category(results: pd.DataFrame, checkpoints: pd.DataFrame,
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def run_stage(run_dir) -> pd.DataFrame:
+def run_stage(run_dir, params, progress: bool = True) -> pd.DataFrame:
     """Stage 6: write the product ``accuracy_by_category``."""
     run = RunFolder(run_dir)
     table = accuracy_by_category(run.read("results"), run.read("checkpoints"))

@@ -1,8 +1,9 @@
 """EARLY_STOP and CONVERGENCE, read from one run's per-epoch metrics, per seed and variant.
 
-EARLY_STOP is the epoch of best dev accuracy (the earliest on ties). CONVERGENCE is the last
-epoch, as in the paper (§4: after 50 epochs, the train set fitted); it counts as a real plateau
-(``converged``) when train accuracy has stayed within ``tolerance`` of its best for at least
+EARLY_STOP is the epoch of best dev accuracy (the earliest on ties) and CONVERGENCE the last
+epoch, as in the paper (§4: after 50 epochs, the train set fitted), by the rules of
+:mod:`knowshift.study.finetune_schedule` that the run keeps its EARLY_STOP weights by.
+CONVERGENCE counts as a real plateau (``converged``) when train accuracy has stayed within ``tolerance`` of its best for at least
 :data:`PLATEAU_EPOCHS` epochs at the end of training."""
 
 from __future__ import annotations
@@ -12,21 +13,12 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..core.stats import estimate, mean
+from .finetune_schedule import convergence_epoch, early_stop_epoch
 
 RUN = ["seed", "variant"]       # one fine-tuning run
 EPOCH = [*RUN, "epoch"]         # one evaluation of one run
 PLATEAU_EPOCHS = 2
 TOLERANCE = 0.025               # about one example of a 48-example set
-
-
-def early_stop_epoch(dev_accuracy: pd.Series) -> int:
-    """``dev_accuracy`` indexed by epoch."""
-    return int(dev_accuracy.idxmax())
-
-
-def convergence_epoch(train_accuracy: pd.Series) -> int:
-    """``train_accuracy`` indexed by epoch: the last epoch."""
-    return int(train_accuracy.index.max())
 
 
 def plateau_epochs(train_accuracy: pd.Series, tolerance: float = TOLERANCE) -> int:

@@ -42,7 +42,7 @@ def fitted_at_end(curves: pd.DataFrame, threshold: float = FIT_THRESHOLD) -> pd.
                  fitted=("train_accuracy", lambda a: bool((a >= threshold).all()))))
 
 
-def run_stage(run_dir) -> dict[str, pd.DataFrame]:
+def run_stage(run_dir, params, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Stage 4: write the products ``fit_curves`` and ``epochs_to_fit``."""
     run = RunFolder(run_dir)
     curves = fit_curves(run.read("results"))

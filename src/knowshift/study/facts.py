@@ -59,6 +59,17 @@ def _fact_table(source: str) -> Path:
     return path
 
 
+def source_files(source: str) -> list[Path]:
+    """The files a fact source is read from (none for the built-in set, which its package
+    versions key): a stage reading them is keyed by their bytes, so editing an EntityQuestions
+    folder in place reruns what was built from it."""
+    if source == "offline":
+        return []
+    if Path(source).suffix == ".parquet":
+        return [_fact_table(source)]
+    return _eq_files(source)
+
+
 def check_source(source: str) -> None:
     """Refuse a fact source that is not there, before any stage runs."""
     if source == "offline":
@@ -169,7 +180,7 @@ def draw(params) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, study
 
 
-def run_stage(run_dir: str | Path, params) -> dict[str, pd.DataFrame]:
+def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:
     """Stage 1: load the fact set, keep the chosen relations, sample the study set, and write
     both to the run folder (products ``facts`` and ``study``)."""
     table, study = draw(params.for_stage("facts"))

@@ -1,167 +1,34 @@
-"""Fine-tuning (full or LoRA) on one fine-tuning set, evaluated after every epoch.
-
-The training steps themselves (format, loss, optimiser) are :mod:`knowshift.engine.training`'s.
-Deterministic given the seed.
+"""Stage 3: fine-tuning. Draws the study's fine-tuning sets from the SliCK table once per seed,
+trains every (seed, variant) once (:mod:`knowshift.study.finetune_run`, full or LoRA, by the
+schedule of :mod:`knowshift.study.finetune_schedule`) and writes the per-question rows with
+the per-epoch metrics and checkpoints read from them.
 
 Every variant is trained once per fine-tuning seed (the ``seeds`` parameter): the seed draws the
-sets and the training order, so each seed is one replicate of the study. After each epoch the
-train examples and the dev questions are answered greedily and scored; the test and OOD
-questions after each epoch for the mixes (the regression reads every epoch) and at EARLY_STOP
-and CONVERGENCE for the other kinds. The per-question rows are kept, not the weights. A
-finished (seed, variant) run is never retrained (its file is keyed by the model, the set, the
-held-out questions, the config and the code that trains and evaluates, see
-:func:`knowshift.core.provenance.code_key`); an interrupted one restarts from scratch.
-``precision: bf16`` runs the passes under bf16 autocast."""
+sets and the training order, so each seed is one replicate of the study. The per-question rows
+are kept, not the weights. A finished (seed, variant) run is never retrained: its file is keyed
+by the model, the set, the held-out questions, the config and the code that trains and
+evaluates (``core.provenance.KEYS["finetune-run"]``); an interrupted one restarts from
+scratch."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
 from ..core.errors import ParameterError
 from ..core.files import fingerprint, remove_temporaries, write_parquet
 from ..core.layout import RunFolder
 from ..core.progress import Progress
-from ..core.provenance import code_key
-from ..core.scoring import score
+from ..core.provenance import key_of
 from ..engine import executor, work
-from ..engine.evaluation import predict
-from ..engine.models import load_model, resolve_model, with_precision
-from ..engine.training import (FinetuneConfig, encode, make_optimizer, prepare, release,
-                               train_epoch)
+from ..engine.models import resolve_model, with_precision
+from ..engine.training import FinetuneConfig, encode  # noqa: F401  (read from here before)
 from . import checkpoints
+from .finetune_run import load_base, train_piece, train_to_file, train_variant  # noqa: F401
+from .finetune_schedule import TESTED_ONLY_IN_DISTRIBUTION, training_runs  # noqa: F401
 from .finetune_sets import build_sets, eval_sets
-
-# Held-out sets the category-pure variants are not tested on (stage 6 reads their in-distribution
-# test accuracy by category, as the paper's Table 2; nothing reads their OOD accuracy).
-TESTED_ONLY_IN_DISTRIBUTION = ("ood",)
-
-
-def evaluate_epoch(model, tok, train: pd.DataFrame, held_out: dict[str, pd.DataFrame],
-                   config: FinetuneConfig, phase: str = "finetune evaluation") -> pd.DataFrame:
-    """Per-question results on the train set (against its targets) and the held-out sets,
-    answered in one call (batches by length across the sets)."""
-    sets = {name: df for name, df in {"train": train, **held_out}.items() if not df.empty}
-    with work.phase(phase):
-        answered = iter(predict(model, tok, [q for df in sets.values() for q in df["question"]],
-                                config.eval_batch_size, config.max_new_tokens,
-                                config.prompt_template))
-    frames = []
-    for name, df in sets.items():
-        preds = [next(answered) for _ in range(len(df))]
-        answers = ([[t] for t in df["target"]] if name == "train" else df["answers"].tolist())
-        scored = score(preds, answers)
-        category = df["slick_category"] if name == "train" else df["category"].astype(str)
-        frames.append(scored.assign(set=name, id=df["id"].to_numpy(),
-                                    relation=df["relation"].to_numpy(),
-                                    slick_category=category.to_numpy(),
-                                    known=df["known"].to_numpy(),
-                                    relabelled=df["relabelled"].to_numpy()
-                                    if name == "train" else False))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _dev_accuracy(rows: pd.DataFrame) -> float:
-    return rows.loc[rows["set"] == "dev", "correct"].mean()
-
-
-def load_base(model_name: str, device: str, config: FinetuneConfig):
-    """(model, tokenizer) of the base model, with the weight dtype its method trains in."""
-    return load_model(model_name, device, config.precision,
-                      trains_every_weight=config.method == "full")
-
-
-def train_variant(model_name: str, device: str, examples: pd.DataFrame,
-                  held_out: dict[str, pd.DataFrame], config: FinetuneConfig,
-                  progress: bool = True, desc: str = "",
-                  test_every_epoch: bool = True,
-                  on_epoch: Callable[[int], None] | None = None,
-                  base=None) -> pd.DataFrame:
-    """Fine-tune a fresh copy of the base model on ``examples`` and return per-question
-    results for every epoch (columns: epoch, set, id, prediction, correct, abstained, ...).
-    For LoRA, ``base`` (model, tokenizer) is a loaded base model to put fresh adapters on and
-    take them off after, so that a stage loads it once; full fine-tuning loads its own copy.
-
-    The train and dev sets are answered after every epoch. The test sets (every held-out set
-    but dev) are answered after every epoch when ``test_every_epoch`` (the regression reads
-    them all); otherwise only at EARLY_STOP (the first epoch of best dev accuracy, whose
-    weights are kept) and at CONVERGENCE (the last epoch), the two checkpoints the
-    analyses read: the same rows at those epochs, for a fraction of the time. The best-dev
-    weights are kept on the host (for LoRA, the adapters only)."""
-    torch.manual_seed(config.seed)
-    if base is None or config.method != "lora":
-        base = load_base(model_name, device, config)
-    model, tok = base
-    model = prepare(model, config)
-    model.train()
-    try:
-        return _train(model, tok, examples, held_out, config, progress, desc,
-                      test_every_epoch, on_epoch)
-    finally:
-        release(model, config).eval()
-
-
-def _train(model, tok, examples, held_out, config, progress, desc, test_every_epoch,
-           on_epoch) -> pd.DataFrame:
-    data = encode(tok, examples["question"].tolist(), examples["target"].tolist(),
-                  config.prompt_template)
-    optim = make_optimizer(model, config)
-    order_rng = torch.Generator().manual_seed(config.seed)
-    each_epoch = {k: v for k, v in held_out.items() if test_every_epoch or k == "dev"}
-    tests = {k: v for k, v in held_out.items() if k not in each_epoch}
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    results, best, best_state, best_epoch = [], -1.0, None, 0
-    bar = tqdm(range(1, config.epochs + 1), desc=desc or "epochs", unit="epoch",
-               disable=not progress, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        order = torch.randperm(len(data), generator=order_rng).tolist()
-        losses = train_epoch(model, optim, data, order, config.ft_batch_size, tok.pad_token_id)
-        train_s = time.perf_counter() - start
-        rows = evaluate_epoch(model, tok, examples, each_epoch, config)
-        if tests and (dev := _dev_accuracy(rows)) > best:
-            best, best_epoch = dev, epoch
-            best_state = {n: p.detach().to("cpu", copy=True) for n, p in trainable.items()}
-        if tests and epoch == config.epochs:
-            rows = pd.concat([rows, evaluate_epoch(model, tok, examples.iloc[:0], tests,
-                                                   config)], ignore_index=True)
-        rows = rows.assign(epoch=epoch, train_loss=sum(losses) / len(losses),
-                           train_seconds=train_s,
-                           eval_seconds=time.perf_counter() - start - train_s)
-        results.append(rows)
-        bar.set_postfix(loss=f"{rows['train_loss'].iloc[0]:.3f}",
-                        epoch_s=f"{time.perf_counter() - start:.0f}")
-        if on_epoch is not None:
-            on_epoch(epoch)
-    if tests and best_epoch != config.epochs:
-        with torch.no_grad():
-            for n, p in trainable.items():
-                p.copy_(best_state[n])
-        early = evaluate_epoch(model, tok, examples.iloc[:0], tests, config,
-                               phase="finetune early-stop evaluation")
-        keep = results[best_epoch - 1].iloc[0]
-        results.append(early.assign(epoch=best_epoch, train_loss=keep["train_loss"],
-                                    train_seconds=keep["train_seconds"],
-                                    eval_seconds=keep["eval_seconds"]))
-    return pd.concat(results, ignore_index=True)
-
-
-def training_runs(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame]):
-    """Per (seed, variant) of ``sets``: (seed, variant, its examples, the held-out sets it is
-    asked, whether they are asked after every epoch). Mixes are tested after every epoch,
-    other kinds at their checkpoints only; category-pure sets in-distribution only."""
-    for seed, variant in dict.fromkeys(zip(sets["seed"], sets["variant"])):
-        examples = sets[(sets["seed"] == seed) & (sets["variant"] == variant)].reset_index(
-            drop=True)
-        asked = {k: v for k, v in held_out.items()
-                 if k not in TESTED_ONLY_IN_DISTRIBUTION or examples["kind"].iloc[0] != "pure"}
-        yield seed, variant, examples, asked, bool((examples["kind"] == "mix").all())
 
 
 def study_sets(table: pd.DataFrame, p) -> pd.DataFrame:
@@ -179,13 +46,13 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
     """Train every (seed, variant) in ``sets`` with the seed in ``config`` replaced by the
     set's own (resumable: one results file per finished run, keyed by the model, the set's
     examples and the config). Mixes are tested after every epoch, other kinds at their
-    checkpoints only (see :func:`train_variant`); category-pure sets are tested
+    checkpoints only (see :func:`~knowshift.study.finetune_run.train_variant`); category-pure sets are tested
     in-distribution only, as the paper's Table 2 reads them. The runs not yet finished are
     trained here, one after another, or as jobs of the executor that ``$KNOWSHIFT_EXECUTOR``
     names (:mod:`knowshift.engine.executor`; records and logs in ``jobs_dir``)."""
     out_dir = Path(out_dir)
     runs = []
-    identity, code = resolve_model(model_name)[1], code_key(["study.finetune"])
+    identity, code = resolve_model(model_name)[1], key_of("finetune-run")
     for seed, variant, examples, asked, test_every_epoch in training_runs(sets, held_out):
         run_config = replace(config, seed=int(seed))
         key = fingerprint(identity, asdict(run_config),
@@ -218,31 +85,6 @@ def run_variants(sets: pd.DataFrame, held_out: dict[str, pd.DataFrame], model_na
                                               bar, scratch=[out_dir]):
                 work.add(ledger)
     return pd.concat([pd.read_parquet(run[-1]) for run in runs], ignore_index=True)
-
-
-def train_to_file(model_name: str, device: str, examples: pd.DataFrame,
-                  asked: dict[str, pd.DataFrame], config: FinetuneConfig, test_every_epoch: bool,
-                  path: Path, tick: Callable[[int], None], base=None,
-                  progress: bool = False) -> None:
-    """One (seed, variant) run, its per-question rows written to ``path`` (atomically: a run
-    killed before the end leaves no file); ``tick(epoch)`` after each epoch."""
-    seed, variant = config.seed, examples["variant"].iloc[0]
-    rows = train_variant(model_name, device, examples, asked, config, progress,
-                         desc=f"seed {seed} {variant}", test_every_epoch=test_every_epoch,
-                         on_epoch=tick, base=base)
-    rows.insert(0, "variant", variant)
-    rows.insert(0, "seed", int(seed))
-    write_parquet(rows, path)
-
-
-def train_piece(model_name, device, examples, asked, config, test_every_epoch, path,
-                tick) -> dict:
-    """:func:`train_to_file` as an executor's job: its work counted in the job's own process
-    and returned (``{phase: counts}``) for the stage to add up."""
-    with work.recording() as done, work.phase("finetune training"):
-        train_to_file(model_name, device, examples, asked, config, test_every_epoch, path,
-                      tick=lambda epoch: tick(1))
-    return work.counts_of(done)
 
 
 def run_stage(run_dir: str | Path, params, progress: bool = True) -> dict[str, pd.DataFrame]:

@@ -48,7 +48,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def run_stage(run_dir) -> pd.DataFrame:
+def run_stage(run_dir, params, progress: bool = True) -> pd.DataFrame:
     """Stage 7: write the product ``mitigations``."""
     run = RunFolder(run_dir)
     table = compare(run.read("results"), run.read("checkpoints"))

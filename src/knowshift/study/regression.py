@@ -46,7 +46,7 @@ def coefficient_table(results: dict[str, object]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_stage(run_dir) -> dict:
+def run_stage(run_dir, params, progress: bool = True) -> dict:
     """Stage 5: fit the model in- and out-of-distribution over every seed, mix and epoch;
     write the products ``points`` and ``coefficients``."""
     run = RunFolder(run_dir)

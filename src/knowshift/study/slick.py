@@ -30,7 +30,7 @@ from ..core.files import fingerprint, remove_temporaries, write_json, write_parq
 from ..core.layout import RunFolder
 from ..core.params import check_config, default, from_params
 from ..core.progress import Progress
-from ..core.provenance import code_key
+from ..core.provenance import key_of
 from ..core.schema import CATEGORIES, KNOWN, format_exemplars, format_question, format_target
 from ..engine import executor, work
 from ..engine.encoding import answer_length
@@ -96,11 +96,11 @@ def cache_key(identity: str, config: SlickConfig, study: pd.DataFrame, pool: pd.
     """What a chunk's answers depend on: the model (its ``identity``,
     :func:`knowshift.engine.models.model_identity`), the config, the questions and exemplars (every
     field a prompt or a score reads), and the code that computes them with its libraries
-    (:func:`knowshift.core.provenance.code_key` of this module)."""
+    (``core.provenance.KEYS["slick-chunk"]``)."""
     return {"model": identity, "config": asdict(config),
             "study": fingerprint(study[["id", "question", "answers"]].to_dict("list")),
             "pool": fingerprint(pool[["id", "relation", "question", "answer"]].to_dict("list")),
-            "code": code_key(["study.slick"])}
+            "code": key_of("slick-chunk")}
 
 
 class SlickCache:
