@@ -125,30 +125,44 @@ run_variants(examples, {}, "default", "cpu", FinetuneConfig(epochs=1, ft_batch_s
 
 
 @pytest.mark.slow
-def test_a_code_edit_retrains_and_a_docstring_edit_does_not(offline_facts, tmp_path):
-    """The package copied, edited and imported in a fresh process, as a developer's edit is."""
+def test_only_an_edit_to_training_or_evaluation_retrains(offline_facts, tmp_path):
+    """The package copied, edited and imported in a fresh process, as a developer's edit is: a
+    docstring, a parameter's help, the statistics code and a newer statsmodels and scipy (their
+    metadata found first on the path) retrain nothing; training code does (evaluation code
+    too: tests/test_pipeline.py)."""
     package = tmp_path / "src" / "knowshift"
     shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    newer = tmp_path / "newer"
+    for dist in ("statsmodels", "scipy"):
+        (newer / f"{dist}-99.0.dist-info").mkdir(parents=True)
+        (newer / f"{dist}-99.0.dist-info" / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: 99.0\n")
     examples = _unknown_facts(offline_facts, 4).assign(variant="v1", kind="mix", seed=0,
                                                        unknown_share=1.0, category=None)
     examples.to_parquet(tmp_path / "examples.parquet")
     runs = tmp_path / "cache" / "variants"
 
-    def run_files():
+    def run_files(*before):
+        path = ":".join(map(str, (*before, package.parent)))
         subprocess.run([sys.executable, "-c", RUN_ONE, str(tmp_path / "examples.parquet"),
                         str(tmp_path / "cache")], check=True,
-                       env=os.environ | {"PYTHONPATH": str(package.parent)})
+                       env=os.environ | {"PYTHONPATH": path})
         return {p.name: p.stat().st_mtime_ns for p in runs.iterdir()}
 
-    def edit(old, new):
-        path = package / "engine" / "evaluation.py"
+    def edit(name, old, new):
+        path = package / name
+        assert path.read_text().count(old) == 1, (name, old)
         path.write_text(path.read_text().replace(old, new, 1))
 
     first = run_files()
     assert len(first) == 1
-    edit('"""Closed-book', '"""Reworded: closed-book')
-    assert run_files() == first                            # a docstring retrains nothing
-    edit("from __future__ import annotations", "from __future__ import annotations\nX = 1")
+    edit("engine/evaluation.py", '"""Closed-book', '"""Reworded: closed-book')
+    edit("core/params.py", '"AdamW weight decay"', '"weight decay of AdamW"')
+    edit("core/stats.py", "from __future__ import annotations",
+         "from __future__ import annotations\nUNUSED = 1")
+    assert run_files(newer) == first                        # nothing retrained
+    edit("engine/training.py", "from __future__ import annotations",
+         "from __future__ import annotations\nX = 1")
     again = run_files()
     assert len(again) == 2 and again.items() > first.items()   # retrained under a new key
 
