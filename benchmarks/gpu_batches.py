@@ -62,14 +62,14 @@ def main() -> None:
     net, tok = load_model("default", "cpu", "fp32")
     ask = Prompts.build(tok, study, facts.exemplar_pool(table, study, "train"), config)
     everyone = ask.everyone()
-    ops = cache_operations(net, tok, ask.block(ask.blocks(everyone, 1)[0], everyone))
+    ops = cache_operations(net, tok, ask.prompt_groups(ask.blocks_for(everyone, 1)[0], everyone))
     print(f"cache assembly: {ops[64]} tensor operations at 64 rows, {ops[1024]} at 1024 rows")
     for mode, temperature, n in (("greedy", 0.0, 1),
                                  ("sample", config.temperature, config.n_samples)):
         with work.recording() as done, work.phase(mode):
             start = time.perf_counter()
-            for block in ask.blocks(everyone, n)[:args.blocks]:
-                complete_many(net, tok, ask.block(block, everyone), temperature=temperature,
+            for block in ask.blocks_for(everyone, n)[:args.blocks]:
+                complete_many(net, tok, ask.prompt_groups(block, everyone), temperature=temperature,
                               num_samples=n, top_k=config.top_k, batch_size=config.batch_size)
             seconds = time.perf_counter() - start
         t = done[mode]

@@ -69,13 +69,15 @@ def test_training_reads_the_prompt_evaluation_feeds_and_each_target_inside_its_s
 
 
 def test_answer_budgets_count_each_answers_tokens_after_its_prompt(tok):
-    budgets = slick._budgets(tok, pd.Series(QUESTIONS), pd.Series(ANSWERS), cap=50)
-    for q, answers, budget in zip(QUESTIONS, ANSWERS, budgets):
+    """A right answer's tokens (its longest accepted answer and the closing newline), the
+    length ``knowshift plan`` expects; SliCK's budget adds its margin to it."""
+    right = slick._answer_tokens(tok, pd.Series(QUESTIONS), pd.Series(ANSWERS))
+    for q, answers, n in zip(QUESTIONS, ANSWERS, right):
         prompt = tok(format_question(q)).input_ids
         longest = max(len(tok(format_question(q) + " " + a).input_ids) - len(prompt)
                       for a in answers)
-        assert budget == longest + 3
-    assert slick._budgets(tok, pd.Series(QUESTIONS), pd.Series(ANSWERS), cap=2) == [2] * 6
+        assert n == longest + 1
+    assert slick.BUDGET_MARGIN == 2          # a budget of longest + 3, as SliCK always gave
 
 
 def test_cached_batched_answers_equal_one_generate_call_per_prompt(sentencepiece_model):

@@ -43,13 +43,13 @@ def test_exemplar_sets_are_seeded_and_from_the_relation():
 
 
 def test_small_relations_share_blocks_and_large_ones_stand_alone():
-    from knowshift.study.slick import blocks
+    from knowshift.study.slick import group_chunks
     chunks = [(r, i) for r in ("A", "B", "C") for i in range(2)]
     # A block fits one batch of 8 rows, so it leaves no small tail batch; a 50-row chunk
     # stands alone.
-    assert blocks(chunks, {"A": 3, "B": 3, "C": 50}, 8) == [
+    assert group_chunks(chunks, {"A": 3, "B": 3, "C": 50}, 8) == [
         [("A", 0), ("A", 1)], [("B", 0), ("B", 1)], [("C", 0)], [("C", 1)]]
-    assert blocks(chunks[:4], {"A": 4, "B": 4}, 8) == [[("A", 0), ("A", 1)],
+    assert group_chunks(chunks[:4], {"A": 4, "B": 4}, 8) == [[("A", 0), ("A", 1)],
                                                        [("B", 0), ("B", 1)]]
-    assert blocks(chunks[:4], {"A": 2, "B": 2}, 8) == [chunks[:4]]
-    assert blocks(chunks[:1], {"A": 3}, 8) == [[("A", 0)]]
+    assert group_chunks(chunks[:4], {"A": 2, "B": 2}, 8) == [chunks[:4]]
+    assert group_chunks(chunks[:1], {"A": 3}, 8) == [[("A", 0)]]

@@ -34,7 +34,7 @@ import pandas as pd
 from .core.layout import RunFolder
 from .core.params import Params
 from .core.schema import format_question, format_target
-from .engine import generation
+from .engine import evaluation, generation
 from .engine.encoding import answer_length
 from .engine.models import (DEFAULT_MODEL, compute_dtypes, resolve_model, resolve_precision,
                             with_precision)
@@ -43,6 +43,7 @@ from .engine.costs import Costs, measure_loaded
 from .engine.work import Tally
 from .study import facts as facts_mod
 from .study import finetune, finetune_sets, slick
+from .study.finetune_schedule import tested_when, training_runs
 
 GIB = 2 ** 30
 # counts that depend on the model's answers: a plan gives the most they can be
@@ -170,7 +171,6 @@ def _generation(phase: Phase, tok, calls, temperature: float, n: int, batch_size
 def _slick_phases(tok, study, pool, config, table, scale: float = 1.0, stage: str = "slick"
                   ) -> list[Phase]:
     ask = slick.Prompts.build(tok, study, pool, config)
-    likely = {r: [max(1, b - 2) for b in ask.budget[r]] for r in ask.relations}
     phases = []
     p_greedy = None if table is None else table.set_index("id")["p_correct_greedy"]
     for mode, questions, temperature, n in (
@@ -179,11 +179,11 @@ def _slick_phases(tok, study, pool, config, table, scale: float = 1.0, stage: st
              config.temperature, config.n_samples)):
         phase = Phase(stage, f"slick {mode}", exact=mode == "greedy" or p_greedy is not None,
                       group=f"slick {mode}")
-        for block in ask.blocks(questions, n):
+        for block in ask.blocks_for(questions, n):
             piece = Phase(stage, phase.phase)
-            _generation(piece, tok, [ask.block(block, questions)], temperature, n,
-                        config.batch_size, [[[x for x, k in zip(likely[r], questions[r]) if k]
-                                             for r, _ in block]])
+            _generation(piece, tok, [ask.prompt_groups(block, questions)], temperature, n,
+                        config.batch_size, [[[x for x, k in zip(ask.expected[r], questions[r])
+                                              if k] for r, _ in block]])
             phase.absorb(piece)
         if scale != 1.0:                        # the audit's walk-through runs in its stage
             phase.pieces, phase.group = [], ""
@@ -233,7 +233,7 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
         train.note = every.note = ("tokens estimated (the sets are drawn once stage 2 has "
                                    "run); examples, steps and prompts exact")
     longest = 0
-    for _seed, _variant, examples, asked, each_epoch in finetune.training_runs(sets, held_out):
+    for _seed, _variant, examples, asked, each_epoch in training_runs(sets, held_out):
         data = training.encode(tok, examples["question"].tolist(), examples["target"].tolist(),
                                p.prompt_template)
         steps = math.ceil(len(data) / p.ft_batch_size)
@@ -242,21 +242,20 @@ def _finetune_phases(tok, study, p, table) -> list[Phase]:
                                     trained_tokens=sum(len(ids) for ids, _ in data) * p.epochs,
                                     train_steps=steps * p.epochs)
         longest = max(longest, max(len(ids) for ids, _ in data))
-        tested = {k: v for k, v in asked.items() if each_epoch or k == "dev"}
-        later = {k: v for k, v in asked.items() if k not in tested}
+        tested, later = tested_when(asked, each_epoch)
         for phase, frames, times in ((every, [examples, *tested.values()], p.epochs),
                                      (every, list(later.values()), 1 if later else 0),
                                      (early, list(later.values()), 1 if later else 0)):
             frames = [f for f in frames if not f.empty]
             if not frames or not times:
                 continue
-            questions = [format_question(q, p.prompt_template) for f in frames
-                         for q in f["question"]]
+            questions = [q for f in frames for q in f["question"]]
             lengths = [x for f in frames for x in _answer_lengths(
                 tok, f, "target" if "target" in f else "answers", p.max_new_tokens,
                 p.prompt_template)]
             once = Phase("", "")
-            _generation(once, tok, [[("", questions, [p.max_new_tokens] * len(questions), 0)]],
+            _generation(once, tok, [evaluation.prompt_groups(questions, p.max_new_tokens,
+                                                             p.prompt_template)],
                         0.0, 1, p.eval_batch_size, [[lengths]])
             piece = run[phase.phase]
             piece.largest = max(piece.largest, once.largest)
@@ -352,7 +351,7 @@ class Plan:
                 continue
             if name.startswith("slick"):
                 jobs = [sum(per_piece[i] for i in part) + c.load_s
-                        for part in slick.shares(per_piece, workers)]
+                        for part in slick.split_evenly(per_piece, workers)]
             else:
                 free = [0.0] * workers
                 for seconds in per_piece:

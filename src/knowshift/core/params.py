@@ -39,7 +39,7 @@ def one_of(*choices: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in choices else f"must be one of {list(choices)}"
 
 
-def shares(v) -> str | None:
+def share_list(v) -> str | None:
     if not v:
         return "must list at least one share"
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
@@ -209,7 +209,7 @@ SCHEMA: dict[str, Param] = {
     # the linear model still gets 3 mixes x 6 epochs x 3 seeds = 54 points in 9 runs
     "unknown_shares": Param((0, 0.5, 1.0), (list, tuple),
                             "shares of Unknown examples to sweep, e.g. [0, 0.5, 1]",
-                            ("finetune",), shares),
+                            ("finetune",), share_list),
     # 'auto' is the paper's rule (section 5): per relation, the count of its smallest category
     # among pure_categories, summed over relations (6,142 there, equal to its |D|)
     "pure_size": Param(16, (int, str), "examples in each category-pure set, or 'auto': per "
@@ -220,7 +220,7 @@ SCHEMA: dict[str, Param] = {
                              ("finetune",), names((*CATEGORIES, NATURAL))),
     "mitigation_shares": Param((0.5,), (list, tuple), "mixes to repeat with Unknown filtered "
                                "out and relabelled IDK", ("finetune",),
-                               lambda v: None if not v else shares(v)),
+                               lambda v: None if not v else share_list(v)),
     # SliCK keeps its k-shot "Q:/A:" prompts whatever this is (it probes the base model)
     "prompt_template": Param(QA_TEMPLATE, (str,), "fine-tuning and test example, {question} "
                              "replaced (the paper's: 'Answer the following question. "

@@ -12,7 +12,7 @@ exemplar set at T=0.5 (among the ``top_k`` likeliest tokens: 40 in the paper). C
 The first three together are *Known*. Sampling is only run for questions that greedy decoding
 leaves undecided (P_correct(T=0) = 0). Every (relation, exemplar set, decoding) chunk is cached
 on disk under a key of model, data, config and code (:func:`cache_key`), so an interrupted run
-resumes where it stopped; small chunks run together in fixed blocks (:func:`blocks`) so that
+resumes where it stopped; small chunks run together in fixed blocks (:func:`group_chunks`) so that
 they share batches."""
 
 from __future__ import annotations
@@ -84,11 +84,15 @@ def draw_exemplar_sets(pool: pd.DataFrame, relation: str, n_sets: int, k: int,
     return [rows.iloc[rng.choice(len(rows), size=k, replace=False)] for _ in range(n_sets)]
 
 
-def _budgets(tok, questions: pd.Series, answers: pd.Series, cap: int) -> list[int]:
-    """Tokens worth generating per question: its longest accepted answer (as many tokens as it
-    takes written after the question's prompt) plus a margin."""
-    return [min(cap, 3 + max(answer_length(tok, format_question(q), format_target(a).rstrip("\n"))
-                             for a in ans)) for q, ans in zip(questions, answers)]
+# Tokens a SliCK answer may take beyond its longest accepted answer and the newline that ends it.
+BUDGET_MARGIN = 2
+
+
+def _answer_tokens(tok, questions: pd.Series, answers: pd.Series) -> list[int]:
+    """Per question, the tokens its longest accepted answer takes written after the question's
+    prompt, with the newline that ends it: what a right answer costs."""
+    return [1 + max(answer_length(tok, format_question(q), format_target(a).rstrip("\n"))
+                    for a in ans) for q, ans in zip(questions, answers)]
 
 
 def cache_key(identity: str, config: SlickConfig, study: pd.DataFrame, pool: pd.DataFrame
@@ -129,7 +133,7 @@ class SlickCache:
         return [pd.read_parquet(p) for p in paths]
 
 
-def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
+def group_chunks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
            ) -> list[list[tuple[str, int]]]:
     """Consecutive chunks grouped while a group fits in ``size`` rows (one batch), so that small
     relations share a batch and a block leaves no small tail batch; a chunk larger than a batch
@@ -148,13 +152,16 @@ def blocks(chunks: list[tuple[str, int]], rows: dict[str, int], size: int
 @dataclass
 class Prompts:
     """The k-shot prompts SliCK asks about ``study`` (shared by the labelling and by
-    ``knowshift plan``): per relation its exemplar sets, questions and answer budgets."""
+    ``knowshift plan``): per relation its exemplar sets, questions, answer budgets (a right
+    answer's tokens and :data:`BUDGET_MARGIN`, at most ``max_new_tokens``) and the tokens a
+    right answer takes (``expected``, what the plan counts a pass at)."""
     config: SlickConfig
     pool: pd.DataFrame                      # the exemplars' pool, less the study questions
     relations: list[str]
     sets: dict[str, list[pd.DataFrame]]
     groups: dict[str, pd.DataFrame]
     budget: dict[str, list[int]]
+    expected: dict[str, list[int]]
 
     @classmethod
     def build(cls, tok, study: pd.DataFrame, pool: pd.DataFrame, config: SlickConfig
@@ -164,12 +171,14 @@ class Prompts:
         pool = pool[~pool["id"].isin(study["id"])]
         relations = sorted(study["relation"].unique())
         groups = {r: study[study["relation"] == r] for r in relations}
+        cap = config.max_new_tokens
+        right = {r: _answer_tokens(tok, g["question"], g["answers"]) for r, g in groups.items()}
         return cls(config, pool, relations,
                    {r: draw_exemplar_sets(pool, r, config.n_exemplar_sets, config.k_shot,
                                           config.seed) for r in relations},
                    groups,
-                   {r: _budgets(tok, g["question"], g["answers"], config.max_new_tokens)
-                    for r, g in groups.items()})
+                   {r: [min(cap, n + BUDGET_MARGIN) for n in right[r]] for r in relations},
+                   {r: [min(cap, n) for n in right[r]] for r in relations})
 
     def everyone(self) -> dict[str, np.ndarray]:
         return {r: np.ones(len(g), dtype=bool) for r, g in self.groups.items()}
@@ -180,19 +189,20 @@ class Prompts:
         undecided = set(p_greedy[p_greedy == 0].index)
         return {r: g["id"].isin(undecided).to_numpy() for r, g in self.groups.items()}
 
-    def blocks(self, questions: dict[str, np.ndarray], n: int) -> list[list[tuple[str, int]]]:
+    def blocks_for(self, questions: dict[str, np.ndarray], n: int
+                   ) -> list[list[tuple[str, int]]]:
         """The chunks (relation, exemplar set) of the questions ``questions`` selects, in the
-        blocks that run together (:func:`blocks`), ``n`` answers per prompt."""
+        blocks that run together (:func:`group_chunks`), ``n`` answers per prompt."""
         chunks = [(r, i) for r in self.relations if questions[r].any()
                   for i in range(self.config.n_exemplar_sets)]
         rows = {r: int(questions[r].sum()) * n for r in self.relations}
-        return blocks(chunks, rows, self.config.batch_size)
+        return group_chunks(chunks, rows, self.config.batch_size)
 
     def rows(self, block, questions: dict[str, np.ndarray], n: int) -> int:
         """The answers one block generates: its chunks' questions, ``n`` per prompt."""
         return sum(int(questions[r].sum()) * n for r, _ in block)
 
-    def block(self, block, questions: dict[str, np.ndarray]) -> list[tuple]:
+    def prompt_groups(self, block, questions: dict[str, np.ndarray]) -> list[tuple]:
         """The groups ``(prefix, suffixes, budgets, seed)`` of one block, for
         :func:`knowshift.engine.generation.complete_many`."""
         prompts = []
@@ -215,12 +225,12 @@ class Jobs:
     folder: Path                     # the jobs' logs and record
 
 
-def answer_block(model, tok, ask: Prompts, block, questions: dict[str, np.ndarray],
+def answer_chunks(model, tok, ask: Prompts, block, questions: dict[str, np.ndarray],
                  temperature: float, n: int) -> list[pd.DataFrame]:
     """Answers for every chunk of ``block``, the questions of a relation given by
     ``questions[relation]`` (a mask over its rows), in shared batches."""
     config, groups = ask.config, ask.groups
-    answers = complete_many(model, tok, ask.block(block, questions), temperature=temperature,
+    answers = complete_many(model, tok, ask.prompt_groups(block, questions), temperature=temperature,
                             num_samples=n, top_k=config.top_k, batch_size=config.batch_size)
     return [pd.DataFrame({"id": groups[r]["id"][questions[r]].tolist(), "predictions": preds,
                           "n_correct": [sum(is_correct(p, a) for p in ps) for ps, a in
@@ -228,7 +238,7 @@ def answer_block(model, tok, ask: Prompts, block, questions: dict[str, np.ndarra
             for (r, _), preds in zip(block, answers)]
 
 
-def answer_blocks(model_name: str, device: str, config: SlickConfig, study: pd.DataFrame,
+def answer_job(model_name: str, device: str, config: SlickConfig, study: pd.DataFrame,
                   pool: pd.DataFrame, cache_dir: str, key: dict, mode: str, todo: list,
                   questions: dict[str, np.ndarray], temperature: float, n: int, tick) -> dict:
     """An executor's job: load the model, answer the blocks ``todo`` into the cache (one file
@@ -239,13 +249,13 @@ def answer_blocks(model_name: str, device: str, config: SlickConfig, study: pd.D
         cache = SlickCache(cache_dir, key)
         with work.phase(f"slick {mode}"):
             for block in todo:
-                cache.get_or_run(mode, block, lambda block=block: answer_block(
+                cache.get_or_run(mode, block, lambda block=block: answer_chunks(
                     net, tok, ask, block, questions, temperature, n))
                 tick(ask.rows(block, questions, n))
     return work.counts_of(done)
 
 
-def shares(sizes: list[int], parts: int) -> list[list[int]]:
+def split_evenly(sizes: list[int], parts: int) -> list[list[int]]:
     """Indices of ``sizes`` cut into at most ``parts`` consecutive runs of about equal sum
     (the blocks each job answers)."""
     total, out, current, acc = sum(sizes), [], [], 0
@@ -282,7 +292,7 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
             return _run_mode(mode, questions, temperature, n, desc)
 
     def _run_mode(mode, questions, temperature, n, desc):
-        todo = ask.blocks(questions, n)
+        todo = ask.blocks_for(questions, n)
         n_chunks = sum(len(block) for block in todo)
         size = [ask.rows(block, questions, n) for block in todo]
         cached = [cache.has(mode, block) for block in todo]
@@ -291,10 +301,10 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                       initial=sum(n for n, c in zip(size, cached) if c)) as bar:
             missing = [i for i, c in enumerate(cached) if not c]
             if farmed and missing:
-                parts = shares([size[i] for i in missing], jobs.where.jobs)
+                parts = split_evenly([size[i] for i in missing], jobs.where.jobs)
                 pieces = [executor.Piece(
                     f"{mode} blocks {missing[part[0]] + 1}-{missing[part[-1]] + 1}",
-                    answer_blocks, (jobs.model, jobs.device, config, study, ask.pool,
+                    answer_job, (jobs.model, jobs.device, config, study, ask.pool,
                                     str(cache_dir), key, mode, [todo[missing[i]] for i in part],
                                     questions, temperature, n),
                     sum(size[missing[i]] for i in part)) for part in parts]
@@ -302,7 +312,7 @@ def label_questions(model, tok, study: pd.DataFrame, pool: pd.DataFrame,
                                                   scratch=[cache.dir]):
                     work.add(ledger)
             for block, n_rows, was_cached in zip(todo, size, cached):
-                tables += cache.get_or_run(mode, block, lambda: answer_block(
+                tables += cache.get_or_run(mode, block, lambda: answer_chunks(
                     model, tok, ask, block, questions, temperature, n))
                 if not was_cached and not farmed:
                     done += len(block)
