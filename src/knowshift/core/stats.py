@@ -20,6 +20,8 @@ Pure numpy/scipy/statsmodels: the analysis stages never import torch."""
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
@@ -78,18 +80,26 @@ def bootstrap(samples: tuple[np.ndarray, ...], statistic: Callable, paired: bool
               seed: int = 0) -> Estimate:
     """``statistic(*samples)`` with a percentile bootstrap interval over the samples' rows
     (``statistic`` takes ``axis``, as :func:`scipy.stats.bootstrap` asks of a vectorized one).
-    Paired: the samples are columns of the same questions, resampled together."""
+    Paired: the samples are columns of the same questions, resampled together. Resamples on
+    which the statistic is undefined (an accuracy over answered questions, drawn where none was
+    answered) are left out of the interval rather than making it undefined."""
     samples = tuple(np.asarray(s, dtype=float) for s in samples)
     value = float(statistic(*samples, axis=-1))
     n = len(samples[0])
     if n < 2 or np.isnan(value):
         return Estimate(value, float("nan"), float("nan"), "one question")
-    res = stats.bootstrap(samples, statistic, paired=paired, vectorized=True,
-                          n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE,
-                          method="percentile", rng=np.random.default_rng(seed))
-    ci = res.confidence_interval
-    return Estimate(value, float(ci.low), float(ci.high), f"bootstrap over {n} questions",
-                    float(res.standard_error))
+    with warnings.catch_warnings():     # an undefined interval is mended below
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap(samples, statistic, paired=paired, vectorized=True,
+                              n_resamples=N_RESAMPLES, confidence_level=CONFIDENCE,
+                              method="percentile", rng=np.random.default_rng(seed))
+    low, high, se = res.confidence_interval.low, res.confidence_interval.high, res.standard_error
+    draws = np.asarray(res.bootstrap_distribution, dtype=float)
+    if np.isnan(draws).any() and not np.isnan(draws).all():
+        alpha = (1 - CONFIDENCE) / 2
+        low, high = np.nanpercentile(draws, [100 * alpha, 100 * (1 - alpha)])
+        se = np.nanstd(draws, ddof=1)
+    return Estimate(value, float(low), float(high), f"bootstrap over {n} questions", float(se))
 
 
 def estimate(per_seed: Sequence[tuple[np.ndarray, ...]], statistic: Callable,
