@@ -9,7 +9,10 @@ exemplar set at T=0.5 (among the ``top_k`` likeliest tokens: 40 in the paper). C
 - WeaklyKnown: P_correct(T=0) = 0 and P_correct(T>0) > 0
 - Unknown: P_correct(T=0) = 0 and P_correct(T>0) = 0
 
-The first three together are *Known*. Sampling is only run for questions that greedy decoding
+The first three together are *Known*. The exemplar draw (:func:`draw_exemplar_sets`, from a pool
+less the questions asked) serves the audit too; what differs there, the pool an audit draws from
+(the file's other half, the examples not sampled, or built-in facts) and the fewer shots a small
+file allows, is declared once in :mod:`knowshift.audit.judge` (``ExemplarChoice``). Sampling is only run for questions that greedy decoding
 leaves undecided (P_correct(T=0) = 0). Every (relation, exemplar set, decoding) chunk is cached
 on disk under a key of model, data, config and code (:func:`cache_key`), so an interrupted run
 resumes where it stopped; small chunks run together in fixed blocks (:func:`group_chunks`) so that
