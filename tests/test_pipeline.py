@@ -342,13 +342,18 @@ def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_profile_without_pure_or_mitigation_sets_runs_every_stage_and_its_book(tmp_path):
+def test_a_profile_without_pure_or_mitigation_sets_runs_every_stage_and_its_book(smoke_run,
+                                                                                  tmp_path):
     """A valid profile that runs no category-pure and no mitigation set: every analysis stage
-    and the book run, and the findings that need those sets say they were not run."""
+    and the book run, and the findings that need those sets say they were not run. (The smoke
+    run's folder is copied first: its facts and SliCK are current for this profile too.)"""
     from knowshift.study import findings
     run_dir = tmp_path / "run"
+    shutil.copytree(smoke_run[0], run_dir, ignore=shutil.ignore_patterns("book"))
+    log = []
     pipeline.run("smoke", run_dir, overrides={"pure_categories": [], "mitigation_shares": []},
-                 log=lambda line: None)
+                 log=log.append)
+    assert log[:2] == ["[knowshift] facts: current, skipped", "[knowshift] slick: current, skipped"]
     run = RunFolder(run_dir)
     assert run.book_index().is_file()
     assert run.read("accuracy_by_category").empty and run.read("mitigations").empty
