@@ -2,9 +2,11 @@
 (a one-node cluster of the tests' own, started by the slurm_cluster fixture), their faults, and
 the smoke profile through it giving the tables of a run in one process."""
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -227,6 +229,12 @@ def _free_ports(n):
             s.close()
 
 
+def _ends_with_this_process():
+    """Run in a daemon before it starts: it is sent SIGTERM when the test process ends, even
+    killed, so no daemon outlives a session that could not tear down."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)        # PR_SET_PDEATHSIG
+
+
 def _stop(process):
     if process.poll() is None:
         process.terminate()
@@ -272,7 +280,8 @@ def slurm_cluster(tmp_path_factory):
     def start(name, *args):
         with open(folder / f"{name}.out", "wb") as out:
             daemons.append(subprocess.Popen([_program(name), *args], stdin=subprocess.DEVNULL,
-                                            stdout=out, stderr=subprocess.STDOUT, env=env))
+                                            stdout=out, stderr=subprocess.STDOUT, env=env,
+                                            preexec_fn=_ends_with_this_process))
 
     def logs():
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:]
