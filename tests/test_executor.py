@@ -328,6 +328,8 @@ def slurm_cluster(tmp_path_factory):
                 time.sleep(0.5)
         for daemon in reversed(daemons):
             _stop(daemon)
+        if not folder.is_relative_to(tmp_path_factory.getbasetemp()):
+            shutil.rmtree(folder, ignore_errors=True)       # pytest does not clean this one
         if previous is None:
             os.environ.pop("SLURM_CONF", None)
         else:
