@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.knowshift-setup
 PROFILE ?= workshop
 
-.PHONY: setup browser run test test-fast bench gpu-check gpu-wheels gpu-smoke clean
+.PHONY: setup browser slurm run test test-fast bench gpu-check gpu-wheels gpu-smoke clean
 
 setup: $(STAMP)
 
@@ -33,10 +33,22 @@ browser:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
-test: setup browser
+# The executor's SLURM tests start a one-node cluster of their own, configured in a temporary
+# folder, with Debian's slurm-wlm and munge (installed once, via apt; the daemons are in /usr/sbin).
+slurm:
+	@PATH="$$PATH:/usr/sbin:/sbin"; \
+	for p in munged slurmctld slurmd sbatch squeue sinfo scancel; do \
+	  command -v $$p >/dev/null || missing=1; done; \
+	[ -z "$$missing" ] || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; }
+
+test: setup browser slurm
 	$(BIN)/python -m pytest -q
 
-# The tests that load no model, run no profile and drive no browser: the loop while editing.
+# The tests that load no model, run no profile, drive no browser and start no SLURM cluster: the
+# loop while editing (it installs nothing but .venv).
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 

@@ -1,7 +1,7 @@
 """Shared fixtures. The real default model is loaded once per session (torch jobs must not run
-side by side on two cores). Tests that load the model, run a profile or drive Chromium are
-marked ``slow`` (``make test-fast`` leaves them out); one that asks for a fixture doing so
-without the mark is refused at collection."""
+side by side on two cores). Tests that load the model, run a profile, drive Chromium or start
+the executor's SLURM cluster are marked ``slow`` (``make test-fast`` leaves them out); one that
+asks for a fixture doing so without the mark is refused at collection."""
 
 import io
 import shutil
@@ -17,8 +17,8 @@ DATA = Path(__file__).parent / "data"
 SMOKE_RUN = Path(__file__).parent.parent / "runs" / "test-smoke"
 
 
-# fixtures that load the model or run a profile
-SLOW_FIXTURES = {"default_model", "smoke_run"}
+# fixtures that load the model, run a profile or start a SLURM cluster
+SLOW_FIXTURES = {"default_model", "smoke_run", "slurm_cluster"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,12 +1,16 @@
 """The executor: pieces of a stage as worker processes (submitit's local executor) or SLURM jobs
-(a one-node cluster on this machine, started by tests/slurm/start-cluster.sh), their faults, and
+(a one-node cluster of the tests' own, started by the slurm_cluster fixture), their faults, and
 the smoke profile through it giving the tables of a run in one process."""
 
+import ctypes
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +27,6 @@ from knowshift.engine import executor
 
 # the pieces below are pickled by value: the jobs cannot import this test module
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-START_CLUSTER = Path(__file__).parent / "slurm" / "start-cluster.sh"
 
 
 def _nap(seconds, path, tick):
@@ -175,18 +178,165 @@ def test_a_killed_job_leaves_no_file_and_is_named(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------- SLURM
+# The cluster's daemons and the commands the executor (and submitit) call; `make slurm` installs
+# them (Debian's slurm-wlm and munge).
+SLURM_PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
+SLURM_CONF = """\
+ClusterName=knowshift-test
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={folder}/munge/munge.socket
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU={mem_per_cpu}
+SchedulerType=sched/backfill
+ReturnToService=2
+StateSaveLocation={folder}/slurmctld
+SlurmdSpoolDir={folder}/slurmd
+SlurmctldLogFile={folder}/slurmctld.log
+SlurmdLogFile={folder}/slurmd.log
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+PlugStackConfig={folder}/plugstack.conf
+MpiDefault=none
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _program(name):
+    """A SLURM or munge program's path (the daemons live in /usr/sbin), or None."""
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin",
+                                                    "/sbin"]))
+
+
+def _free_ports(n):
+    """n ports nothing listens on now, so that a SLURM already running here is not in the way."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _ends_with_this_process():
+    """Run in a daemon before it starts: it is sent SIGTERM when the test process ends, even
+    killed, so no daemon outlives a session that could not tear down."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)        # PR_SET_PDEATHSIG
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture(scope="session")
-def slurm_cluster():
-    """The one-node cluster of tests/slurm/start-cluster.sh (installs Debian's slurm-wlm and
-    munge if missing, which needs root)."""
-    if os.geteuid() != 0 and shutil.which("sinfo") is None:
-        pytest.skip("starting a SLURM cluster here needs root (apt-get, munged, slurmctld)")
-    started = subprocess.run(["bash", str(START_CLUSTER)], capture_output=True, text=True,
-                             timeout=600)
-    assert started.returncode == 0, started.stderr + started.stdout
-    return started.stdout
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM cluster of the session's own: munged, slurmctld and slurmd on
+    localhost, one partition `debug` with every CPU. Its configuration, key, sockets, state and
+    logs all live in a temporary folder (nothing is written under /etc, /var or /run); SLURM_CONF
+    points at its slurm.conf while the session runs, so sbatch, squeue and scancel reach it and
+    no other cluster, on ports free when it starts. Its daemons are stopped at the end. Yields
+    the folder."""
+    missing = [name for name in SLURM_PROGRAMS if _program(name) is None]
+    if missing:
+        pytest.skip(f"no {', '.join(missing)} here: `make slurm` installs SLURM and munge")
+    if os.geteuid() != 0:
+        pytest.skip("starting the test's SLURM cluster needs root (its daemons run as "
+                    "SlurmUser=root)")
+    folder = tmp_path_factory.mktemp("slurm")
+    if len(str(folder)) > 60:       # a UNIX socket's path has at most 107 bytes
+        folder = Path(tempfile.mkdtemp(prefix="knowshift-slurm-"))
+    for sub in ("munge", "slurmctld", "slurmd"):
+        (folder / sub).mkdir()
+    key = folder / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20 - 2048
+    cpus = os.cpu_count()
+    ctld_port, slurmd_port = _free_ports(2)
+    conf = folder / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=socket.gethostname().split(".")[0], folder=folder,
+                                      ctld_port=ctld_port, slurmd_port=slurmd_port, cpus=cpus,
+                                      mem=mem, mem_per_cpu=mem // cpus))
+    env = os.environ | {"SLURM_CONF": str(conf)}
+    daemons = []
+
+    def start(name, *args):
+        with open(folder / f"{name}.out", "wb") as out:
+            daemons.append(subprocess.Popen([_program(name), *args], stdin=subprocess.DEVNULL,
+                                            stdout=out, stderr=subprocess.STDOUT, env=env,
+                                            preexec_fn=_ends_with_this_process))
+
+    def logs():
+        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:]
+                         for p in sorted(folder.glob("*.out")) + sorted(folder.glob("*.log")))
+
+    previous = os.environ.get("SLURM_CONF")
+    try:
+        # --force: munged refuses a socket under a folder that not everyone may enter (pytest's
+        # are 0700); in the foreground it logs to its standard error (munged.out)
+        start("munged", "--foreground", "--force", f"--key-file={key}",
+              f"--socket={folder}/munge/munge.socket", f"--pid-file={folder}/munge/munged.pid",
+              f"--log-file={folder}/munge/munged.log", f"--seed-file={folder}/munge/munged.seed")
+        for _ in range(100):
+            if (folder / "munge" / "munge.socket").exists() or daemons[0].poll() is not None:
+                break
+            time.sleep(0.1)
+        start("slurmctld", "-D", "-f", str(conf))
+        start("slurmd", "-D", "-f", str(conf))
+        for _ in range(120):
+            if any(d.poll() is not None for d in daemons):
+                break
+            states = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True,
+                                    text=True, env=env, timeout=30, check=False).stdout.split()
+            if any(s in ("idle", "mixed", "allocated") for s in states):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the test's SLURM cluster did not come up in 60 s:\n{logs()}")
+        if any(d.poll() is not None for d in daemons):
+            pytest.fail(f"a daemon of the test's SLURM cluster stopped:\n{logs()}")
+        os.environ["SLURM_CONF"] = str(conf)
+        yield folder
+    finally:
+        # jobs left in the queue are cancelled (in this cluster: SLURM_CONF is its own), so no
+        # slurmstepd outlives the session; then the daemons this fixture started, newest first
+        if len(daemons) == 3 and daemons[1].poll() is None:
+            subprocess.run(["scancel", "--partition=debug"], capture_output=True, env=env,
+                           timeout=60, check=False)
+            for _ in range(60):
+                queue = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
+                                       text=True, env=env, timeout=30, check=False)
+                if queue.returncode or not queue.stdout.strip():
+                    break
+                time.sleep(0.5)
+        for daemon in reversed(daemons):
+            _stop(daemon)
+        if not folder.is_relative_to(tmp_path_factory.getbasetemp()):
+            shutil.rmtree(folder, ignore_errors=True)       # pytest does not clean this one
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
 
 
+@pytest.mark.slow
 def test_slurm_jobs_run_as_one_array_side_by_side(slurm_cluster, tmp_path):
     pieces = [executor.Piece(f"nap {i}", _nap, (3.0, tmp_path / "out" / f"{i}.txt"), 2)
               for i in range(2)]
@@ -200,6 +350,7 @@ def test_slurm_jobs_run_as_one_array_side_by_side(slurm_cluster, tmp_path):
     assert b0 < a1                                                   # overlapping in time
 
 
+@pytest.mark.slow
 def test_a_slurm_job_that_is_killed_is_failed_not_waited_for(slurm_cluster, tmp_path,
                                                              monkeypatch):
     monkeypatch.setenv(executor.KILL_ENV, "dies")
