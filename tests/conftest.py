@@ -18,7 +18,7 @@ SMOKE_RUN = Path(__file__).parent.parent / "runs" / "test-smoke"
 
 
 # fixtures that load the model, run a profile or start a SLURM cluster
-SLOW_FIXTURES = {"default_model", "smoke_run", "slurm_cluster"}
+SLOW_FIXTURES = {"default_model", "smoke_run", "smoke_fp32_run", "slurm_cluster"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,6 +56,21 @@ def smoke_run():
     # what the terminal's bars showed, kept beside the run to look at (and read by a test)
     (SMOKE_RUN / "terminal.log").write_text(terminal.getvalue())
     return SMOKE_RUN, log
+
+
+@pytest.fixture(scope="session")
+def smoke_fp32_run(request, tmp_path_factory):
+    """The smoke profile's stages in fp32 (no book): (run folder, log). Where ``precision:
+    auto`` is fp32 (a CPU without native bf16) it is the session's smoke run itself; else a
+    run of its own, which is then both the other precision's end-to-end run and the one-process
+    reference the executor's workers and SLURM jobs are compared with."""
+    from knowshift import pipeline
+    from knowshift.engine.models import resolve_precision
+    if resolve_precision("cpu", "auto") == "fp32":
+        return request.getfixturevalue("smoke_run")
+    run_dir, log = tmp_path_factory.mktemp("smoke-fp32") / "run", []
+    pipeline.run("smoke", run_dir, overrides={"precision": "fp32"}, book=False, log=log.append)
+    return run_dir, log
 
 
 @pytest.fixture(scope="session")

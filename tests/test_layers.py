@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +153,13 @@ def test_a_module_of_the_flat_layout_still_imports_with_a_warning(old):
         warnings.simplefilter("ignore", FutureWarning)
         module = __import__(f"knowshift.{old}", fromlist=["_"])
     assert module is sys.modules[f"knowshift.{new}"]
+
+
+def test_the_tests_mirror_the_layers():
+    """One folder of tests per layer, and ``top`` for the modules above them (the CLI, the
+    pipeline, the planner, the GPU checks); only the package-wide checks stay at the root."""
+    tests = Path(__file__).parent
+    folders = {p.name for p in tests.iterdir()
+               if p.is_dir() and p.name not in ("data", "__pycache__")}
+    assert folders == {*(name for name in LAYERS if name), "top"}
+    assert sorted(p.name for p in tests.glob("test_*.py")) == ["test_layers.py", "test_links.py"]

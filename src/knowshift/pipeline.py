@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from traitlets.config import Config
 
 from .book.build import build_html, confirmation, sources_dir
-from .core.errors import KnowshiftError, ParameterError, StageFailedError
+from .core.errors import FactFileError, KnowshiftError, ParameterError, StageFailedError
 from .core.files import fingerprint, remove_temporaries, write_json, write_text
 from .core.layout import (REPOSITORY, STAGE_ENV, STAGE_NAMES, STAGES, RunFolder, Stage, inputs,
                           run_dir_for, with_inputs)
@@ -212,8 +212,14 @@ def stage_key(stage: Stage, params: Params, upstream: dict[str, str],
         raise KnowshiftError(f"notebook {notebook} is missing")
     own = params.for_stage(stage.name)
     sources = {}
-    if "facts" in own and (files := facts.source_files(own.facts)):
-        sources["facts"] = _files_hash(Path(own.facts).expanduser(), files)
+    if "facts" in own:
+        try:
+            files = facts.source_files(own.facts)
+        except FactFileError:           # refused by check_sources, after the device
+            files = None
+        if files != []:
+            sources["facts"] = (_files_hash(Path(own.facts).expanduser(), files)
+                                if files else "missing")
     return {"params": own.plain(), "notebook": notebook_code_key(notebook),
             "code": code_key(notebook_modules(notebook), root), "sources": sources,
             "upstream": upstream}

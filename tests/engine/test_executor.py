@@ -405,50 +405,43 @@ def _jobs(run_dir: Path, stage: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory):
-    """The smoke profile's stages 1-3 in fp32, in the stage's own process (the default)."""
-    run_dir = tmp_path_factory.mktemp("local") / "run"
-    pipeline.run("smoke", run_dir, STAGES, FP32, book=False, log=lambda m: 0)
-    return _tables(run_dir)
+def one_process(smoke_fp32_run):
+    """The smoke profile's stages 1-3 in fp32, in the stage's own process (the default): the
+    tables of the session's fp32 smoke run."""
+    return _tables(smoke_fp32_run[0])
 
 
 @pytest.mark.slow
-def test_the_smoke_profile_on_two_workers_gives_the_tables_of_one_process(one_process,
-                                                                          tmp_path):
+def test_the_smoke_profile_on_two_workers_resubmits_a_killed_run_alone_to_the_same_tables(
+        one_process, tmp_path, monkeypatch):
+    """Stages 1-3 on two workers, one fine-tuning run killed after its first epoch: the stage
+    fails naming it, with every other run done side by side (one process each) and nothing
+    half-written; run again, only the killed run is resubmitted, and the tables are the ones
+    of one process."""
+    victim = "seed0-mix_50%"
+    monkeypatch.setenv(executor.KILL_ENV, victim)
     log = []
-    pipeline.run("smoke", tmp_path, STAGES, FP32, book=False, log=log.append,
-                 executor_spec="workers jobs=2")
+    with pytest.raises(StageFailedError) as err:
+        pipeline.run("smoke", tmp_path, STAGES, FP32, book=False, log=log.append,
+                     executor_spec="workers jobs=2")
     assert any("run on workers, 2 jobs at once" in line for line in log)
-    _assert_same_tables(tmp_path, one_process)
+    assert f"{victim}: died before writing its result" in str(err.value)
+    assert "1 of " in str(err.value)
+    assert _strays(tmp_path) == []
+    assert not RunFolder(tmp_path).path("results").exists()
     runs = _jobs(tmp_path, "finetune")
     assert len(runs) == RunFolder(tmp_path).read("sets").groupby(["seed", "variant"]).ngroups
+    assert {r["piece"]: r["state"].split(" ")[0] for r in runs if r["piece"] != victim} == {
+        r["piece"]: "done" for r in runs if r["piece"] != victim}
+    assert [r["state"] for r in runs if r["piece"] == victim][0].startswith("died")
     spans = sorted((r["started"], r["ended"]) for r in runs)
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # overlap
     assert len({r["pid"] for r in runs}) == len(runs)           # one process per run
     greedy = json.loads((RunFolder(tmp_path).jobs("slick") / "greedy" / "jobs.json")
                         .read_text())
     assert len(greedy) == 2 and {r["state"] for r in greedy} == {"done"}
-    assert _strays(tmp_path) == []
-
-
-@pytest.mark.slow
-def test_a_run_killed_after_its_first_epoch_is_resubmitted_alone(one_process, tmp_path,
-                                                                 monkeypatch):
-    first = RunFolder(tmp_path)
-    pipeline.run("smoke", tmp_path, STAGES[:2], ONE_SEED, book=False, log=lambda m: 0)
-    victim = "seed0-mix_50%"
-    monkeypatch.setenv(executor.KILL_ENV, victim)
-    with pytest.raises(StageFailedError) as err:
-        pipeline.run("smoke", tmp_path, STAGES, ONE_SEED, book=False, log=lambda m: 0,
-                     executor_spec="workers jobs=2")
-    assert f"{victim}: died before writing its result" in str(err.value)
-    assert "1 of " in str(err.value)
-    assert _strays(tmp_path) == []
-    assert not first.path("results").exists()
-    killed = [r for r in _jobs(tmp_path, "finetune") if r["piece"] == victim]
-    assert killed[0]["state"].startswith("died")
     monkeypatch.delenv(executor.KILL_ENV)
-    pipeline.run("smoke", tmp_path, STAGES, ONE_SEED, book=False, log=lambda m: 0,
+    pipeline.run("smoke", tmp_path, STAGES, FP32, book=False, log=lambda m: 0,
                  executor_spec="workers jobs=2")
     assert [r["piece"] for r in _jobs(tmp_path, "finetune")] == [victim]
     _assert_same_tables(tmp_path, one_process)

@@ -14,7 +14,7 @@ from knowshift.core.files import write_json
 from knowshift.core.layout import RunFolder
 from knowshift.core.params import Params
 from knowshift.study import findings
-from test_measures import write_run
+from handmade_run import write_run
 
 # Chosen once; pages cite them, so none may change (a new finding adds an id at the end).
 IDS = ("slick-mix", "fitted-slower", "unknown-lowers-accuracy", "gap-grows",

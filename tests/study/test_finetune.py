@@ -129,7 +129,7 @@ def test_only_an_edit_to_training_or_evaluation_retrains(offline_facts, tmp_path
     """The package copied, edited and imported in a fresh process, as a developer's edit is: a
     docstring, a parameter's help, the statistics code and a newer statsmodels and scipy (their
     metadata found first on the path) retrain nothing; training code does (evaluation code
-    too: tests/test_pipeline.py)."""
+    too: tests/top/test_pipeline.py)."""
     package = tmp_path / "src" / "knowshift"
     shutil.copytree(PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     newer = tmp_path / "newer"

@@ -22,7 +22,7 @@ def paper_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("gpu-smoke")
     done = subprocess.run(["make", "-s", "gpu-smoke", f"GPU_PYTHON={sys.executable}",
                            f"GPU_SMOKE_ARGS=--device cpu --folder {work}"],
-                          cwd=Path(__file__).parents[1], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], capture_output=True, text=True,
                           timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     return work, RunFolder(work / "runs" / "paper"), done

@@ -9,7 +9,7 @@ from knowshift import cli
 from knowshift.core.errors import BookBuildError
 from knowshift.core.layout import RunFolder, run_dir_for
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 
 

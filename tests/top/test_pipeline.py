@@ -320,20 +320,24 @@ def test_notebook_rejects_a_bad_parameter_itself(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(tmp_path):
+def test_the_other_precision_runs_end_to_end_on_the_smoke_profile(request, tmp_path):
     """The smoke run uses precision 'auto' (bf16 where the CPU computes it natively, else
-    fp32); here the precision it did not pick runs every stage, or, for bf16 on a CPU without
-    native bf16, is refused before the first stage with the parameter to change."""
+    fp32); here the precision it did not pick runs every stage (fp32: the session's fp32 run,
+    which the executor's tests compare with), or, for bf16 on a CPU without native bf16, is
+    refused before the first stage with the parameter to change."""
     from knowshift.engine.models import cpu_computes_bf16, resolve_precision
     other = "fp32" if resolve_precision("cpu", "auto") == "bf16" else "bf16"
     if other == "bf16" and not cpu_computes_bf16():
         with pytest.raises(DeviceUnavailableError, match="set the parameter precision"):
             pipeline.run("smoke", tmp_path, overrides={"precision": "bf16"}, book=False)
         return
-    log = []
-    pipeline.run("smoke", tmp_path, overrides={"precision": other}, book=False,
-                 log=log.append)
-    run = RunFolder(tmp_path)
+    if other == "fp32":
+        run_dir, log = request.getfixturevalue("smoke_fp32_run")
+    else:
+        run_dir, log = tmp_path, []
+        pipeline.run("smoke", run_dir, overrides={"precision": other}, book=False,
+                     log=log.append)
+    run = RunFolder(run_dir)
     assert log == [line for s in STAGES for line in ran(run, s.name)]
     assert json.loads(run.stamp("finetune").read_text())["params"]["precision"] == other
     assert set(run.read("slick")["category"].dropna().astype(str)) <= {

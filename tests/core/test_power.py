@@ -13,7 +13,7 @@ import pytest
 
 from knowshift.core import stats
 
-DATA = Path(__file__).parent / "data" / "power" / "paired_results.csv"
+DATA = Path(__file__).parents[1] / "data" / "power" / "paired_results.csv"
 REPETITIONS = 2000
 
 

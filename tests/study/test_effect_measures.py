@@ -11,7 +11,7 @@ answer is right, so a measure that read the wrong epoch would be caught.
 The tests walk the registry (:data:`knowshift.study.findings.FINDINGS`), calling each finding's
 own measure and scale: a finding with no hand-checked case below, or one that no profile here
 leaves unmeasured, fails :func:`test_every_finding_has_a_hand_checked_case`; so does a new one.
-(tests/test_measures.py checks the measures' helpers on another hand-made run.)"""
+(tests/study/test_measures.py checks the measures' helpers on another hand-made run.)"""
 
 import math
 from dataclasses import dataclass

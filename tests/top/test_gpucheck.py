@@ -16,7 +16,7 @@ from knowshift import gpuwheels
 from knowshift.core.params import resolve
 from knowshift.core.provenance import closure, distributions
 
-REPOSITORY = Path(__file__).parents[1]
+REPOSITORY = Path(__file__).parents[2]
 ANALYSIS = {"statsmodels", "scipy", "jinja2", "papermill", "matplotlib", "seaborn", "pyarrow"}
 
 
