@@ -4,6 +4,7 @@ the executor's SLURM cluster are marked ``slow`` (``make test-fast`` leaves them
 asks for a fixture doing so without the mark is refused at collection."""
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,12 @@ DATA = Path(__file__).parent / "data"
 # in the repository's (git-ignored) runs/ folder so its book and the browser check's screenshot
 # stay there to look at after `make test`; it starts empty in every test session.
 SMOKE_RUN = Path(__file__).parent.parent / "runs" / "test-smoke"
+# Tests write nothing outside the repository and temporary folders: the converted default model
+# and matplotlib's font cache live in runs/ too (set before anything reads them; a caller's
+# own settings win).
+CACHES = Path(__file__).parent.parent / "runs" / ".cache"
+os.environ.setdefault("KNOWSHIFT_CACHE", str(CACHES / "knowshift"))
+os.environ.setdefault("MPLCONFIGDIR", str(CACHES / "matplotlib"))
 
 
 # fixtures that load the model, run a profile or start a SLURM cluster
