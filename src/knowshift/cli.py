@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run study stages (all by default), skipping current ones")
     run.add_argument("stages", nargs="*", metavar="STAGE",
-                     help=f"stages to run: {STAGE_NAMES} (default: all)")
+                     help=f"stages to run: {STAGE_NAMES} (default: all), with the stages "
+                          "they read from where those are not current")
     run.add_argument("--profile", default=DEFAULT_PROFILE,
                      help=f"a profile name {profile_names()} or a .yaml file "
                           f"(default: {DEFAULT_PROFILE})")
