@@ -417,7 +417,7 @@ def make_plan(params: Params, run_dir: str | Path | None = None, device: str | N
               profile: str = "", workers: int = 1) -> Plan:
     """The plan of ``params`` (resolved, paths resolved) for a run in ``run_dir`` (its current
     products are read) on ``device`` (default: the parameter's)."""
-    from .pipeline import plan as stage_plan
+    from .pipeline import stage_status
     device = device or params["device"]
     device_type = "cuda" if device == "cuda" else "cpu"
     if device == "auto":
@@ -426,7 +426,7 @@ def make_plan(params: Params, run_dir: str | Path | None = None, device: str | N
     current = set()
     folder = RunFolder(run_dir) if run_dir else None
     if folder is not None and folder.root.is_dir():
-        current = {s.stage.name for s in stage_plan(params, folder, "slick") if s.current}
+        current = {s.stage.name for s in stage_status(params, folder, ["slick"]) if s.current}
     if "facts" in current:
         fact_table, study = folder.read("facts"), folder.read("study")
     else:
